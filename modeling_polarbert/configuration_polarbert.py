@@ -1,0 +1,146 @@
+"""PolarBERT configuration.
+
+This file travels to the Hub as remote code next to `modeling_polarbert.py`, so it imports nothing but
+transformers.
+"""
+
+from transformers import PretrainedConfig
+
+DIRECTION_LOSSES = ("angle", "vmf", "angle+vmf")
+
+
+class PolarBertConfig(PretrainedConfig):
+    r"""
+    Configuration of a PolarBERT model (Hallin et al., "PolarBERT: a foundation model for IceCube", NeurIPS 2024
+    ML4PS workshop). The defaults are the paper's 8 M-parameter model.
+
+    An event is a sequence of pulses; each pulse is a DOM id (a token) plus three continuous features
+    (time, charge, auxiliary flag) that are scaled as every Kaggle solution did (see `time_offset` ...).
+    A trainable CLS ("regression") token is prepended inside the model, so a sequence holds at most
+    `max_pulses + 1` tokens.
+
+    Args:
+        num_doms (`int`, *optional*, defaults to 5160):
+            Number of optical modules (DOMs) in the detector: 86 strings x 60 DOMs. DOM ids are `0..num_doms-1`;
+            `pad_token_id = num_doms` and `mask_token_id = num_doms + 1` follow them in the embedding table.
+        hidden_size (`int`, *optional*, defaults to 256):
+            Width of the encoder (`d_model` in the paper). Half of it embeds the DOM id, half the pulse features.
+        num_hidden_layers (`int`, *optional*, defaults to 8):
+            Number of pre-layer-norm transformer blocks.
+        num_attention_heads (`int`, *optional*, defaults to 8):
+            Attention heads per block.
+        intermediate_size (`int`, *optional*, defaults to 1024):
+            Hidden width of each block's MLP.
+        hidden_act (`str`, *optional*, defaults to `"relu"`):
+            Activation of the MLPs (the paper found ReLU and SwiGLU equal and used ReLU).
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on the residual branches and the embeddings.
+        attention_probs_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every LayerNorm.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialisation of weights, embeddings, the CLS and mask vectors.
+        max_pulses (`int`, *optional*, defaults to 127):
+            Pulses an event is down-sampled to by the collators (the paper's 127 + 1 CLS = 128 tokens). The model
+            itself has no positional encoding and accepts longer sequences (evaluation on every pulse).
+        mask_ratio (`float`, *optional*, defaults to 0.25):
+            Fraction of primary (auxiliary = False) pulses whose DOM id is replaced by the mask id in pretraining
+            (the paper found 0.25 best).
+        charge_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight `lambda` of the MSE on log10(total event charge) in the pretraining loss.
+        time_offset (`float`, *optional*, defaults to 1e4):
+            Pulse time (ns) maps to `(time - time_offset) / time_scale`.
+        time_scale (`float`, *optional*, defaults to 3e4):
+            See `time_offset`.
+        charge_scale (`float`, *optional*, defaults to 3.0):
+            Pulse charge (p.e.) maps to `log10(charge) / charge_scale`.
+        auxiliary_offset (`float`, *optional*, defaults to 0.5):
+            The auxiliary flag maps to `auxiliary - auxiliary_offset`.
+        position_scale (`float`, *optional*, defaults to 500.0):
+            DOM coordinates (m) map to `xyz / position_scale` when `use_dom_positions` is on.
+        use_dom_positions (`bool`, *optional*, defaults to `False`):
+            Add a learned linear embedding of the DOM's scaled (x, y, z) to every pulse. The model then carries the
+            detector geometry as a buffer saved with its weights. The paper needed positions to train from scratch
+            on small labelled sets.
+        direction_head_hidden_size (`int`, *optional*):
+            Hidden width of the direction MLP head; defaults to `4 * hidden_size` as in the paper.
+        direction_loss (`str`, *optional*, defaults to `"angle"`):
+            Fine-tuning loss: `"angle"` (mean opening angle, the Kaggle metric), `"vmf"` (von Mises-Fisher negative
+            log-likelihood, which also predicts a per-event concentration `kappa`), or `"angle+vmf"` (their sum).
+        pad_to_multiple_of (`int`, *optional*):
+            Collators pad the sequence length to a multiple of this (8 suits tensor cores).
+    """
+
+    model_type = "polarbert"
+
+    def __init__(
+        self,
+        num_doms: int = 5160,
+        hidden_size: int = 256,
+        num_hidden_layers: int = 8,
+        num_attention_heads: int = 8,
+        intermediate_size: int = 1024,
+        hidden_act: str = "relu",
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        layer_norm_eps: float = 1e-5,
+        initializer_range: float = 0.02,
+        max_pulses: int = 127,
+        mask_ratio: float = 0.25,
+        charge_loss_weight: float = 1.0,
+        time_offset: float = 1e4,
+        time_scale: float = 3e4,
+        charge_scale: float = 3.0,
+        auxiliary_offset: float = 0.5,
+        position_scale: float = 500.0,
+        use_dom_positions: bool = False,
+        direction_head_hidden_size: int | None = None,
+        direction_loss: str = "angle",
+        pad_to_multiple_of: int | None = None,
+        **kwargs,
+    ):
+        if hidden_size % 2 or hidden_size % num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be even and divisible by num_attention_heads ({num_attention_heads})"
+            )
+        if direction_loss not in DIRECTION_LOSSES:
+            raise ValueError(f"direction_loss must be one of {DIRECTION_LOSSES}, got {direction_loss!r}")
+        if not 0.0 <= mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must lie in [0, 1], got {mask_ratio}")
+        self.num_doms = num_doms
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.max_pulses = max_pulses
+        self.mask_ratio = mask_ratio
+        self.charge_loss_weight = charge_loss_weight
+        self.time_offset = time_offset
+        self.time_scale = time_scale
+        self.charge_scale = charge_scale
+        self.auxiliary_offset = auxiliary_offset
+        self.position_scale = position_scale
+        self.use_dom_positions = use_dom_positions
+        self.direction_head_hidden_size = direction_head_hidden_size or 4 * hidden_size
+        self.direction_loss = direction_loss
+        self.pad_to_multiple_of = pad_to_multiple_of
+        kwargs.setdefault("pad_token_id", num_doms)
+        super().__init__(**kwargs)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.num_doms + 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the DOM embedding table: every DOM, then the padding and mask ids."""
+        return self.num_doms + 2
+
+
+__all__ = ["PolarBertConfig"]
