@@ -68,6 +68,10 @@ class PolarBertConfig(PretrainedConfig):
         direction_loss (`str`, *optional*, defaults to `"angle"`):
             Fine-tuning loss: `"angle"` (mean opening angle, the Kaggle metric), `"vmf"` (von Mises-Fisher negative
             log-likelihood, which also predicts a per-event concentration `kappa`), or `"angle+vmf"` (their sum).
+        sparse_prediction (`bool`, *optional*, defaults to `False`):
+            When labels are given, compute the DOM-id logits at the masked pulses only (the name ModernBERT uses).
+            The 5,160-way output layer then costs a quarter of the primary pulses instead of every position;
+            `logits` become (number of masked pulses, num_doms).
         pad_to_multiple_of (`int`, *optional*):
             Collators pad the sequence length to a multiple of this (8 suits tensor cores).
     """
@@ -97,6 +101,7 @@ class PolarBertConfig(PretrainedConfig):
         use_dom_positions: bool = False,
         direction_head_hidden_size: int | None = None,
         direction_loss: str = "angle",
+        sparse_prediction: bool = False,
         pad_to_multiple_of: int | None = None,
         **kwargs,
     ):
@@ -129,6 +134,7 @@ class PolarBertConfig(PretrainedConfig):
         self.use_dom_positions = use_dom_positions
         self.direction_head_hidden_size = direction_head_hidden_size or 4 * hidden_size
         self.direction_loss = direction_loss
+        self.sparse_prediction = sparse_prediction
         self.pad_to_multiple_of = pad_to_multiple_of
         kwargs.setdefault("pad_token_id", num_doms)
         super().__init__(**kwargs)

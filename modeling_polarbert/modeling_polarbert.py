@@ -1,0 +1,572 @@
+"""PolarBERT: a BERT-style foundation model for IceCube events (Hallin et al., NeurIPS 2024 ML4PS workshop).
+
+An event is a time-ordered sequence of pulses. Each pulse is a DOM id (a token of a 5,160-word vocabulary) plus
+three continuous features (scaled time, scaled log-charge, auxiliary flag). The model is pretrained by masking
+DOM ids and predicting them (plus the event's total charge from a CLS token), then fine-tuned to reconstruct the
+neutrino direction from the CLS token.
+
+The batch contract (what `PolarBertPretrainingCollator` / `PolarBertDirectionCollator` produce):
+
+    dom_ids         int64 (batch, L)       DOM ids 0..num_doms-1; `pad_token_id` at padding, `mask_token_id` where masked
+    features        float (batch, L, 3)    [(time - time_offset) / time_scale, log10(charge) / charge_scale,
+                                            auxiliary - auxiliary_offset], zero at padding
+    attention_mask  int   (batch, L)       1 for real pulses, 0 for padding
+    labels          pretraining: int64 (batch, L), the true DOM id at masked positions and -100 elsewhere;
+                    direction: float (batch, 3), unit vectors of the direction the neutrino came from
+    total_charge    float (batch,)         pretraining only: log10 of the summed charge of ALL the event's pulses
+
+L is the longest event of the batch (at most `max_pulses` after down-sampling, or more when every pulse is kept).
+The CLS token is prepended inside the model, so hidden states have L + 1 positions, the CLS at position 0.
+
+This file travels to the Hub as remote code: it imports only torch, transformers and its own configuration.
+"""
+
+import csv
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_polarbert import PolarBertConfig
+
+NUM_FEATURES = 3  # scaled time, scaled log-charge, auxiliary flag
+
+
+def load_dom_positions(num_doms: int) -> torch.Tensor:
+    """DOM positions in metres, (num_doms, 3), from the sensor_geometry.csv shipped beside this file.
+
+    A checkpoint carries its geometry as a buffer, so the file is only needed to build a fresh model with
+    `use_dom_positions=True`; the Hub's remote-code copy of this file has no CSV beside it and gets NaNs, which
+    the checkpoint's buffer then replaces (and which fail loudly if it does not).
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sensor_geometry.csv")
+    if not os.path.exists(path):
+        return torch.full((num_doms, 3), float("nan"))
+    with open(path, newline="") as handle:
+        rows = [(float(row["x"]), float(row["y"]), float(row["z"])) for row in csv.DictReader(handle)]
+    if len(rows) != num_doms:
+        raise ValueError(f"{path} holds {len(rows)} DOMs but the config says num_doms={num_doms}")
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PolarBertEmbeddings(nn.Module):
+    """Pulse embedding of the paper's Figure 1: [DOM-id embedding (hidden/2) ; linear(features) (hidden/2)].
+
+    No positional encoding: pulse times already order the sequence (paper, section 3). With `use_dom_positions`,
+    a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector.
+    """
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__()
+        self.config = config
+        half = config.hidden_size // 2
+        self.dom_embeddings = nn.Embedding(config.vocab_size, half, padding_idx=config.pad_token_id)
+        self.feature_embeddings = nn.Linear(NUM_FEATURES, half)
+        if config.use_dom_positions:
+            # Rows for the padding and mask ids stay zero: a masked pulse must not leak its DOM's position.
+            self.register_buffer("dom_positions", torch.zeros(config.vocab_size, 3), persistent=True)
+            self.position_embeddings = nn.Linear(3, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, dom_ids: torch.LongTensor, features: torch.Tensor) -> torch.Tensor:
+        features = features.to(self.feature_embeddings.weight.dtype)
+        # (batch, L, hidden_size)
+        embeddings = torch.cat([self.dom_embeddings(dom_ids), self.feature_embeddings(features)], dim=-1)
+        if self.config.use_dom_positions:
+            positions = self.dom_positions[dom_ids] / self.config.position_scale
+            embeddings = embeddings + self.position_embeddings(positions.to(embeddings.dtype))
+        return self.dropout(embeddings)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Attention and the encoder
+# --------------------------------------------------------------------------------------------------------------
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention; query/key/value are (batch, heads, L, head_dim), the mask is additive (batch, 1, L, L)."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attention_mask = torch.zeros_like(attention_mask, dtype=attn_weights.dtype).masked_fill(
+                ~attention_mask, torch.finfo(attn_weights.dtype).min
+            )
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # (batch, L, heads, head_dim)
+    return attn_output, attn_weights
+
+
+class PolarBertAttention(nn.Module):
+    """Bidirectional multi-head self-attention, dispatched through transformers' attention interface."""
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False  # an event is a set of pulses in time order, each may look at all the others
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        head_shape = (*input_shape, self.num_heads, self.head_dim)
+        # (batch, heads, L, head_dim)
+        query = self.q_proj(hidden_states).view(head_shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(head_shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(head_shape).transpose(1, 2)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.config.attention_probs_dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=False,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
+
+
+class PolarBertMLP(nn.Module):
+    def __init__(self, config: PolarBertConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.up_proj(hidden_states)))
+
+
+class PolarBertLayer(nn.Module):
+    """Pre-layer-norm transformer block (Xiong et al. 2020), as in the paper: x + attn(LN(x)), then x + mlp(LN(x))."""
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = PolarBertAttention(config)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = PolarBertMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_output, attn_weights = self.attention(self.attention_norm(hidden_states), attention_mask, **kwargs)
+        hidden_states = hidden_states + self.dropout(attn_output)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+        return hidden_states, attn_weights
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pretrained-model base: weight initialisation, input checks, Hub metadata
+# --------------------------------------------------------------------------------------------------------------
+
+# Every checkpoint's config lists all the classes, so that a MaskedDOM or Direction checkpoint also loads with
+# AutoModel (the backbone) through remote code; save_pretrained on its own would write only the saved class.
+AUTO_MAP = {
+    "AutoConfig": "configuration_polarbert.PolarBertConfig",
+    "AutoModel": "modeling_polarbert.PolarBertModel",
+    "AutoModelForMaskedLM": "modeling_polarbert.PolarBertForMaskedDOM",
+    "AutoModelForPreTraining": "modeling_polarbert.PolarBertForMaskedDOM",
+    "AutoModelForSequenceClassification": "modeling_polarbert.PolarBertForDirection",
+}
+
+
+class PolarBertPreTrainedModel(PreTrainedModel):
+    config_class = PolarBertConfig
+    config: PolarBertConfig
+    base_model_prefix = "polarbert"
+    main_input_name = "dom_ids"
+    _no_split_modules = ["PolarBertLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """Linear layers, embeddings and LayerNorms as in BERT; then our own parameters and the geometry buffer."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, PolarBertModel):
+            init.normal_(module.cls_embedding, mean=0.0, std=std)
+        elif isinstance(module, PolarBertEmbeddings) and self.config.use_dom_positions:
+            if not getattr(module.dom_positions, "_is_hf_initialized", False):
+                positions = torch.zeros_like(module.dom_positions)
+                positions[: self.config.num_doms] = load_dom_positions(self.config.num_doms)
+                init.copy_(module.dom_positions, positions)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = dict(AUTO_MAP)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _check_inputs(self, dom_ids, features, attention_mask):
+        """Bad input raises a ValueError naming it, instead of a silent wrong answer or a CUDA device assert."""
+        if dom_ids.dim() != 2:
+            raise ValueError(f"dom_ids must be (batch, L), got shape {tuple(dom_ids.shape)}")
+        if features.shape != (*dom_ids.shape, NUM_FEATURES):
+            raise ValueError(f"features must be (batch, L, 3) = {(*dom_ids.shape, 3)}, got {tuple(features.shape)}")
+        if attention_mask is not None and attention_mask.shape != dom_ids.shape:
+            raise ValueError(f"attention_mask must have the shape of dom_ids {tuple(dom_ids.shape)}")
+        if torch.compiler.is_compiling():
+            return  # data-dependent checks would break the graph; eager runs check them
+        if dom_ids.numel() and (dom_ids.min() < 0 or dom_ids.max() >= self.config.vocab_size):
+            raise ValueError(
+                f"dom_ids must lie in [0, {self.config.vocab_size}) (DOMs, then pad {self.config.pad_token_id} and "
+                f"mask {self.config.mask_token_id}); got values in [{int(dom_ids.min())}, {int(dom_ids.max())}]"
+            )
+        if not torch.isfinite(features).all():
+            bad_events = torch.nonzero(~torch.isfinite(features).all(dim=(1, 2))).flatten().tolist()
+            raise ValueError(f"features hold NaN or inf in batch rows {bad_events[:10]}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The backbone
+# --------------------------------------------------------------------------------------------------------------
+
+
+class PolarBertModel(PolarBertPreTrainedModel):
+    """The PolarBERT encoder: embeddings, a trainable CLS token in front, pre-LN blocks and a final LayerNorm.
+
+    Returns `last_hidden_state` (batch, L + 1, hidden_size) with the CLS token at position 0, and `pooler_output`
+    (batch, hidden_size), the CLS vector that the task heads read.
+    """
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__(config)
+        self.embeddings = PolarBertEmbeddings(config)
+        self.cls_embedding = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.layers = nn.ModuleList([PolarBertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.dom_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.embeddings.dom_embeddings = value
+
+    def forward(
+        self,
+        dom_ids: torch.LongTensor,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        self._check_inputs(dom_ids, features, attention_mask)
+        batch_size = dom_ids.shape[0]
+        pulse_embeddings = self.embeddings(dom_ids, features)
+        cls = self.cls_embedding.to(pulse_embeddings.dtype).expand(batch_size, -1, -1)
+        hidden_states = torch.cat([cls, pulse_embeddings], dim=1)  # (batch, L + 1, hidden_size)
+
+        if attention_mask is None:
+            attention_mask = dom_ids != self.config.pad_token_id
+        # The CLS token is always real; every implementation gets the mask in the form it wants.
+        token_mask = F.pad(attention_mask.to(torch.bool), (1, 0), value=True)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=token_mask
+        )
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states, attention_mask, **kwargs)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        hidden_states = self.final_norm(hidden_states)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=hidden_states[:, 0],
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pretraining: masked DOM prediction + total charge
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolarBertMaskedDOMOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, with `labels`):
+            `masked_dom_loss + config.charge_loss_weight * charge_loss`.
+        logits (`torch.FloatTensor`):
+            DOM-id scores, (batch, L, num_doms) for every pulse; with `config.sparse_prediction` and `labels`,
+            (number of masked pulses, num_doms) for the masked pulses only, in row-major order of `labels != -100`.
+        charge_prediction (`torch.FloatTensor` of shape `(batch,)`):
+            Predicted log10 of the event's total charge, read from the CLS token.
+        masked_dom_loss (`torch.FloatTensor` of shape `()`):
+            Cross-entropy over the masked pulses.
+        charge_loss (`torch.FloatTensor` of shape `()`):
+            MSE between `charge_prediction` and `total_charge`.
+        last_hidden_state, hidden_states, attentions: as `PolarBertModel` returns them.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    charge_prediction: torch.FloatTensor | None = None
+    masked_dom_loss: torch.FloatTensor | None = None
+    charge_loss: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class PolarBertForMaskedDOM(PolarBertPreTrainedModel):
+    """PolarBERT with the pretraining heads: DOM-id logits at every pulse and log10(total charge) from the CLS token.
+
+    loss = cross-entropy over the masked pulses (labels -100 elsewhere) + charge_loss_weight x MSE(total charge),
+    the paper's equation (1).
+    """
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__(config)
+        self.polarbert = PolarBertModel(config)
+        self.dom_head = nn.Linear(config.hidden_size, config.num_doms)  # the "unembedding" layer
+        self.charge_head = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        dom_ids: torch.LongTensor,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        total_charge: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> PolarBertMaskedDOMOutput:
+        outputs = self.polarbert(
+            dom_ids, features, attention_mask, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, **kwargs,
+        )
+        pulse_states = outputs.last_hidden_state[:, 1:]  # (batch, L, hidden_size), the CLS token dropped
+        charge_prediction = self.charge_head(outputs.pooler_output).squeeze(-1).float()
+
+        if labels is not None:
+            self._check_labels(labels, dom_ids)
+        if labels is not None and self.config.sparse_prediction:
+            # The 5,160-way output layer is the largest single cost of a step: run it on masked pulses only.
+            logits = self.dom_head(pulse_states[labels != -100])
+        else:
+            logits = self.dom_head(pulse_states)
+
+        loss = masked_dom_loss = charge_loss = None
+        if labels is not None:
+            targets = labels[labels != -100] if self.config.sparse_prediction else labels.reshape(-1)
+            logits_2d = logits.reshape(-1, self.config.num_doms).float()
+            # An event with no primary pulse masks nothing; a batch of such events has no DOM loss at all.
+            if (targets != -100).any():
+                masked_dom_loss = F.cross_entropy(logits_2d, targets, ignore_index=-100)
+            else:
+                masked_dom_loss = logits_2d.sum() * 0.0
+            loss = masked_dom_loss
+        if total_charge is not None:
+            charge_loss = F.mse_loss(charge_prediction, total_charge.float())
+            loss = charge_loss * self.config.charge_loss_weight + (loss if loss is not None else 0.0)
+        return PolarBertMaskedDOMOutput(
+            loss=loss,
+            logits=logits,
+            charge_prediction=charge_prediction,
+            masked_dom_loss=masked_dom_loss,
+            charge_loss=charge_loss,
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def _check_labels(self, labels: torch.Tensor, dom_ids: torch.Tensor):
+        if labels.shape != dom_ids.shape:
+            raise ValueError(f"labels must have the shape of dom_ids {tuple(dom_ids.shape)}, got {tuple(labels.shape)}")
+        if torch.compiler.is_compiling():
+            return
+        valid = (labels == -100) | ((labels >= 0) & (labels < self.config.num_doms))
+        if not valid.all():
+            raise ValueError(f"labels must be -100 or a DOM id in [0, {self.config.num_doms})")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fine-tuning: direction reconstruction
+# --------------------------------------------------------------------------------------------------------------
+
+
+def angles_to_unit_vector(azimuth: torch.Tensor, zenith: torch.Tensor) -> torch.Tensor:
+    """Kaggle convention: the direction the neutrino came FROM; (..., 3) = (cos az sin zen, sin az sin zen, cos zen)."""
+    return torch.stack(
+        [torch.cos(azimuth) * torch.sin(zenith), torch.sin(azimuth) * torch.sin(zenith), torch.cos(zenith)], dim=-1
+    )
+
+
+def unit_vector_to_angles(direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 3) vectors -> (azimuth in [0, 2 pi), zenith in [0, pi]), Kaggle convention."""
+    direction = F.normalize(direction.float(), dim=-1)
+    azimuth = torch.remainder(torch.atan2(direction[..., 1], direction[..., 0]), 2 * math.pi)
+    zenith = torch.arccos(direction[..., 2].clamp(-1.0, 1.0))
+    return azimuth, zenith
+
+
+def opening_angle(predicted: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Angle (radians) between unit vectors. The cosine is clipped just inside [-1, 1]: d arccos/dx is infinite at
+    +-1, and a perfect prediction must not turn the gradient into NaN."""
+    cosine = (predicted.float() * target.float()).sum(dim=-1).clamp(-1.0 + eps, 1.0 - eps)
+    return torch.arccos(cosine)
+
+
+def von_mises_fisher_nll(direction: torch.Tensor, kappa: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of `target` under a 3-D von Mises-Fisher law with mean `direction`, concentration kappa.
+
+    log C3(kappa) = log kappa - log(4 pi sinh kappa) = log kappa - log(2 pi) - kappa - log(1 - exp(-2 kappa)),
+    written so that it neither overflows at large kappa nor loses precision at small kappa.
+    """
+    kappa = kappa.float()
+    log_normaliser = torch.log(kappa) - math.log(2 * math.pi) - kappa - torch.log(-torch.expm1(-2 * kappa))
+    return -(log_normaliser + kappa * (direction.float() * target.float()).sum(dim=-1))
+
+
+@dataclass
+class PolarBertDirectionOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, with `labels`):
+            Mean opening angle (radians), the vMF negative log-likelihood, or both, by `config.direction_loss`.
+        direction (`torch.FloatTensor` of shape `(batch, 3)`):
+            Unit vector of the direction the neutrino came from (Kaggle convention).
+        kappa (`torch.FloatTensor` of shape `(batch,)`, with a vMF loss):
+            Predicted von Mises-Fisher concentration: the larger, the more certain (angular error ~ 1/sqrt(kappa)).
+        last_hidden_state, hidden_states, attentions: as `PolarBertModel` returns them.
+    """
+
+    loss: torch.FloatTensor | None = None
+    direction: torch.FloatTensor | None = None
+    kappa: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class PolarBertForDirection(PolarBertPreTrainedModel):
+    """PolarBERT with the direction head: an MLP (hidden `direction_head_hidden_size`) on the CLS vector -> 3-vector.
+
+    The 3-vector's direction is the prediction; with a vMF loss its length is the concentration kappa (as the
+    Kaggle winners did), so no extra output is needed for the uncertainty.
+    """
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__(config)
+        self.polarbert = PolarBertModel(config)
+        self.direction_head = nn.Sequential(
+            nn.Linear(config.hidden_size, config.direction_head_hidden_size),
+            ACT2FN[config.hidden_act],
+            nn.Linear(config.direction_head_hidden_size, 3),
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        dom_ids: torch.LongTensor,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> PolarBertDirectionOutput:
+        outputs = self.polarbert(
+            dom_ids, features, attention_mask, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, **kwargs,
+        )
+        raw = self.direction_head(outputs.pooler_output).float()  # (batch, 3)
+        length = raw.norm(dim=-1).clamp_min(1e-6)
+        direction = raw / length.unsqueeze(-1)
+        uses_vmf = "vmf" in self.config.direction_loss
+        kappa = length if uses_vmf else None
+
+        loss = None
+        if labels is not None:
+            labels = self._check_labels(labels, direction)
+            loss = 0.0
+            if "angle" in self.config.direction_loss:
+                loss = loss + opening_angle(direction, labels).mean()
+            if uses_vmf:
+                loss = loss + von_mises_fisher_nll(direction, kappa, labels).mean()
+        return PolarBertDirectionOutput(
+            loss=loss,
+            direction=direction,
+            kappa=kappa,
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @staticmethod
+    def _check_labels(labels: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        if labels.shape != direction.shape:
+            raise ValueError(f"direction labels must be (batch, 3) = {tuple(direction.shape)}, got {tuple(labels.shape)}")
+        labels = labels.float()
+        if not torch.compiler.is_compiling():
+            norms = labels.norm(dim=-1)
+            if not torch.isfinite(norms).all() or ((norms - 1).abs() > 1e-3).any():
+                raise ValueError("direction labels must be unit vectors (see angles_to_unit_vector)")
+        return labels
+
+
+__all__ = [
+    "PolarBertPreTrainedModel",
+    "PolarBertModel",
+    "PolarBertForMaskedDOM",
+    "PolarBertForDirection",
+    "PolarBertMaskedDOMOutput",
+    "PolarBertDirectionOutput",
+    "angles_to_unit_vector",
+    "unit_vector_to_angles",
+    "opening_angle",
+    "von_mises_fisher_nll",
+]

@@ -1,0 +1,411 @@
+"""Tests of the model file, in the pattern of transformers' tests/models/bert/test_modeling_bert.py: a small tester
+builds a tiny config and random inputs in the batch contract, then one test per property."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+from modeling_polarbert import (
+    PolarBertConfig,
+    PolarBertForDirection,
+    PolarBertForMaskedDOM,
+    PolarBertModel,
+    angles_to_unit_vector,
+    opening_angle,
+    unit_vector_to_angles,
+)
+from modeling_polarbert.modeling_polarbert import von_mises_fisher_nll
+
+PAPER_PARAMETERS = 8_000_000
+
+
+class PolarBertModelTester:
+    def __init__(self, batch_size=4, seq_length=12, **config_overrides):
+        self.batch_size = batch_size
+        self.seq_length = seq_length
+        self.config_kwargs = dict(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, **config_overrides
+        )
+
+    def get_config(self, **overrides) -> PolarBertConfig:
+        return PolarBertConfig(**{**self.config_kwargs, **overrides})
+
+    def prepare_inputs(self, config: PolarBertConfig, seed: int = 0) -> dict:
+        """Random events in the batch contract; row 0 is padded after 5 pulses, 25 % of pulses masked."""
+        generator = torch.Generator().manual_seed(seed)
+        shape = (self.batch_size, self.seq_length)
+        dom_ids = torch.randint(0, config.num_doms, shape, generator=generator)
+        features = torch.randn(*shape, 3, generator=generator)
+        attention_mask = torch.ones(shape, dtype=torch.long)
+        attention_mask[0, 5:] = 0
+        dom_ids[0, 5:] = config.pad_token_id
+        features[0, 5:] = 0.0
+        masked = (torch.rand(shape, generator=generator) < 0.25) & attention_mask.bool()
+        masked[:, 1] = True  # at least one masked pulse per event
+        labels = torch.where(masked, dom_ids, torch.full_like(dom_ids, -100))
+        dom_ids = torch.where(masked, torch.full_like(dom_ids, config.mask_token_id), dom_ids)
+        return {
+            "dom_ids": dom_ids,
+            "features": features,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "total_charge": torch.randn(self.batch_size, generator=generator),
+            "direction_labels": torch.nn.functional.normalize(torch.randn(self.batch_size, 3, generator=generator), dim=-1),
+        }
+
+
+def backbone_inputs(inputs: dict) -> dict:
+    return {key: inputs[key] for key in ("dom_ids", "features", "attention_mask")}
+
+
+def pretraining_inputs(inputs: dict) -> dict:
+    return {**backbone_inputs(inputs), "labels": inputs["labels"], "total_charge": inputs["total_charge"]}
+
+
+def direction_inputs(inputs: dict) -> dict:
+    return {**backbone_inputs(inputs), "labels": inputs["direction_labels"]}
+
+
+@pytest.fixture
+def tester():
+    return PolarBertModelTester()
+
+
+def test_default_config_has_the_papers_8m_parameters():
+    model = PolarBertForMaskedDOM(PolarBertConfig())
+    count = sum(parameter.numel() for parameter in model.parameters())
+    print(f"PolarBertForMaskedDOM, default config: {count:,} parameters")
+    assert abs(count - PAPER_PARAMETERS) / PAPER_PARAMETERS < 0.10
+    # Exact count from the architecture: embeddings, 8 pre-LN blocks, final norm, CLS, DOM head and charge head.
+    config = model.config
+    h, i, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    embeddings = config.vocab_size * h // 2 + (3 * h // 2 + h // 2)
+    block = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h
+    heads = (h * config.num_doms + config.num_doms) + (h + 1)
+    assert count == embeddings + n * block + 2 * h + h + heads
+
+
+def test_backbone_output_shapes_and_cls_vector(tester):
+    config = tester.get_config()
+    inputs = tester.prepare_inputs(config)
+    outputs = PolarBertModel(config)(**backbone_inputs(inputs), output_hidden_states=True)
+    assert outputs.last_hidden_state.shape == (tester.batch_size, tester.seq_length + 1, config.hidden_size)
+    assert torch.equal(outputs.pooler_output, outputs.last_hidden_state[:, 0])
+    assert len(outputs.hidden_states) == config.num_hidden_layers + 1
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_padding_never_changes_real_tokens(tester, attn_implementation):
+    config = tester.get_config()
+    model = PolarBertModel(config).eval()
+    model.set_attn_implementation(attn_implementation)
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    extra = 7
+    padded = {
+        "dom_ids": torch.nn.functional.pad(inputs["dom_ids"], (0, extra), value=config.pad_token_id),
+        # Garbage in the padded features must not matter either.
+        "features": torch.cat([inputs["features"], torch.randn(tester.batch_size, extra, 3)], dim=1),
+        "attention_mask": torch.nn.functional.pad(inputs["attention_mask"], (0, extra), value=0),
+    }
+    with torch.no_grad():
+        reference = model(**inputs).last_hidden_state
+        with_padding = model(**padded).last_hidden_state
+        # Row 0 alone, with no padding at all.
+        alone = model(**{key: value[:1, :5] for key, value in inputs.items()}).last_hidden_state
+    real = inputs["attention_mask"].bool()
+    assert torch.allclose(reference[:, 1:][real], with_padding[:, 1 : tester.seq_length + 1][real], atol=1e-5)
+    assert torch.allclose(reference[:, 0], with_padding[:, 0], atol=1e-5)
+    assert torch.allclose(reference[0, :6], alone[0], atol=1e-5)
+
+
+def test_attention_implementations_agree(tester):
+    config = tester.get_config()
+    model = PolarBertForMaskedDOM(config).eval()
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    results = {}
+    for implementation in ["eager", "sdpa", "flex_attention"]:
+        try:
+            model.set_attn_implementation(implementation)
+        except (ImportError, ValueError) as error:  # flex attention needs a recent torch
+            print(f"{implementation} unavailable: {error}")
+            continue
+        with torch.no_grad():
+            results[implementation] = model(**inputs)
+    assert {"eager", "sdpa"} <= results.keys()
+    real = inputs["attention_mask"].bool()
+    for implementation, outputs in results.items():
+        assert torch.allclose(outputs.logits[real], results["eager"].logits[real], atol=1e-4), implementation
+        assert torch.allclose(outputs.loss, results["eager"].loss, atol=1e-5), implementation
+
+
+def test_attention_implementation_is_chosen_at_load_time(tester, tmp_path):
+    config = tester.get_config()
+    PolarBertModel(config).save_pretrained(tmp_path)
+    assert PolarBertModel.from_pretrained(tmp_path).config._attn_implementation == "sdpa"
+    assert PolarBertModel.from_pretrained(tmp_path, attn_implementation="eager").config._attn_implementation == "eager"
+
+
+def test_only_masked_pulses_enter_the_dom_loss(tester):
+    config = tester.get_config(charge_loss_weight=0.0)
+    model = PolarBertForMaskedDOM(config).eval()
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    with torch.no_grad():
+        outputs = model(**inputs)
+    labels = inputs["labels"]
+    masked = labels != -100
+    expected = torch.nn.functional.cross_entropy(outputs.logits[masked], labels[masked])
+    assert torch.allclose(outputs.masked_dom_loss, expected, atol=1e-6)
+    assert torch.allclose(outputs.loss, expected, atol=1e-6)
+    assert outputs.logits.shape == (tester.batch_size, tester.seq_length, config.num_doms)
+
+    # Changing the target at an unmasked position (it is -100 there) changes nothing; at a masked one it does.
+    other = dict(inputs, labels=labels.clone())
+    other["labels"][masked] = (labels[masked] + 1) % config.num_doms
+    with torch.no_grad():
+        assert not torch.allclose(model(**other).loss, outputs.loss)
+
+
+def test_sparse_prediction_gives_the_dense_loss(tester):
+    config = tester.get_config()
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    dense_model = PolarBertForMaskedDOM(config).eval()
+    sparse_model = PolarBertForMaskedDOM(tester.get_config(sparse_prediction=True)).eval()
+    sparse_model.load_state_dict(dense_model.state_dict())
+    with torch.no_grad():
+        dense, sparse = dense_model(**inputs), sparse_model(**inputs)
+    masked = inputs["labels"] != -100
+    assert sparse.logits.shape == (int(masked.sum()), config.num_doms)
+    assert torch.allclose(sparse.logits, dense.logits[masked], atol=1e-6)
+    assert torch.allclose(sparse.loss, dense.loss, atol=1e-6)
+
+
+def test_pretraining_loss_adds_weighted_charge_mse(tester):
+    config = tester.get_config(charge_loss_weight=2.5)
+    model = PolarBertForMaskedDOM(config).eval()
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    with torch.no_grad():
+        outputs = model(**inputs)
+    expected_charge = torch.mean((outputs.charge_prediction - inputs["total_charge"]) ** 2)
+    assert torch.allclose(outputs.charge_loss, expected_charge, atol=1e-6)
+    assert torch.allclose(outputs.loss, outputs.masked_dom_loss + 2.5 * expected_charge, atol=1e-5)
+
+
+def test_batch_with_nothing_masked_has_zero_dom_loss(tester):
+    config = tester.get_config()
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    inputs["labels"] = torch.full_like(inputs["labels"], -100)
+    outputs = PolarBertForMaskedDOM(config)(**inputs)
+    assert torch.isfinite(outputs.loss) and outputs.masked_dom_loss.item() == 0.0
+    outputs.loss.backward()
+
+
+def _train_steps(model, inputs, steps=60, lr=3e-3):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = model(**inputs).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_tiny_masked_dom_model_overfits_one_batch(tester):
+    torch.manual_seed(0)
+    config = tester.get_config(num_doms=64)
+    inputs = pretraining_inputs(PolarBertModelTester(batch_size=4, seq_length=12).prepare_inputs(config))
+    losses = _train_steps(PolarBertForMaskedDOM(config), inputs, steps=80)
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+def test_tiny_direction_model_overfits_one_batch(tester):
+    torch.manual_seed(0)
+    config = tester.get_config(num_doms=64)
+    inputs = direction_inputs(tester.prepare_inputs(config))
+    losses = _train_steps(PolarBertForDirection(config), inputs, steps=80)
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("model_class", [PolarBertModel, PolarBertForMaskedDOM, PolarBertForDirection])
+def test_save_and_load_give_bit_identical_outputs(tester, tmp_path, model_class):
+    config = tester.get_config(use_dom_positions=True, direction_loss="vmf")
+    model = model_class(config).eval()
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    model.save_pretrained(tmp_path)
+    assert "model.safetensors" in os.listdir(tmp_path)
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in os.listdir(tmp_path))
+    loaded = model_class.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        before, after = model(**inputs), loaded(**inputs)
+    for key in before.keys():
+        if isinstance(before[key], torch.Tensor):
+            assert torch.equal(before[key], after[key]), key
+
+
+def test_dom_position_buffer_holds_the_geometry_and_hides_masked_doms(tester):
+    from modeling_polarbert.geometry import load_sensor_geometry
+
+    model = PolarBertModel(tester.get_config(use_dom_positions=True))
+    positions = model.embeddings.dom_positions
+    geometry = torch.tensor(load_sensor_geometry(), dtype=torch.float32)
+    assert torch.equal(positions[: model.config.num_doms], geometry)
+    assert torch.count_nonzero(positions[model.config.pad_token_id]) == 0
+    assert torch.count_nonzero(positions[model.config.mask_token_id]) == 0
+    assert "embeddings.dom_positions" in model.state_dict()
+
+
+def test_auto_classes_resolve(tester, tmp_path):
+    config = tester.get_config()
+    PolarBertForDirection(config).save_pretrained(tmp_path / "direction")
+    PolarBertForMaskedDOM(config).save_pretrained(tmp_path / "masked")
+    assert isinstance(AutoConfig.from_pretrained(tmp_path / "masked"), PolarBertConfig)
+    assert type(AutoModel.from_pretrained(tmp_path / "masked")) is PolarBertModel
+    assert type(AutoModel.from_pretrained(tmp_path / "direction")) is PolarBertModel
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "masked")) is PolarBertForMaskedDOM
+    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path / "direction")) is PolarBertForDirection
+    saved = json.loads((tmp_path / "direction" / "config.json").read_text())
+    assert saved["model_type"] == "polarbert"
+    assert {"AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"} <= saved["auto_map"].keys()
+    assert {"modeling_polarbert.py", "configuration_polarbert.py"} <= set(os.listdir(tmp_path / "direction"))
+
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.modules["modeling_polarbert"] = None  # the installed package must not be importable here
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    folder = sys.argv[1]
+    backbone = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    direction = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(backbone).__module__.startswith("transformers_modules"), type(backbone).__module__
+    assert type(backbone).__name__ == "PolarBertModel" and type(direction).__name__ == "PolarBertForDirection"
+    inputs = torch.load(sys.argv[2])
+    with torch.no_grad():
+        print(direction(**inputs).direction.tolist())
+    """
+)
+
+
+def test_remote_code_round_trip_without_the_package(tester, tmp_path):
+    config = tester.get_config(use_dom_positions=True)
+    model = PolarBertForDirection(config).eval()
+    model.save_pretrained(tmp_path / "model")
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    torch.save(inputs, tmp_path / "inputs.pt")
+    (tmp_path / "check.py").write_text(REMOTE_CODE_SCRIPT)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "check.py"), str(tmp_path / "model"), str(tmp_path / "inputs.pt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with torch.no_grad():
+        expected = model(**inputs).direction
+    remote = torch.tensor(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert torch.allclose(remote, expected, atol=1e-6)
+
+
+def test_direction_model_takes_the_pretrained_backbone(tester, tmp_path):
+    config = tester.get_config()
+    pretrained = PolarBertForMaskedDOM(config)
+    pretrained.save_pretrained(tmp_path)
+    direction = PolarBertForDirection.from_pretrained(tmp_path)
+    for name, tensor in pretrained.polarbert.state_dict().items():
+        assert torch.equal(direction.polarbert.state_dict()[name], tensor), name
+    # The head is freshly initialised (normal with initializer_range), not left at zeros or garbage.
+    head_weight = direction.direction_head[0].weight
+    assert 0.5 * config.initializer_range < head_weight.std() < 2 * config.initializer_range
+
+
+def test_direction_output_is_unit_vectors_with_kappa_for_vmf(tester):
+    config = tester.get_config(direction_loss="angle+vmf")
+    inputs = direction_inputs(tester.prepare_inputs(config))
+    outputs = PolarBertForDirection(config)(**inputs)
+    assert outputs.direction.shape == (tester.batch_size, 3)
+    assert torch.allclose(outputs.direction.norm(dim=-1), torch.ones(tester.batch_size), atol=1e-5)
+    assert outputs.kappa.shape == (tester.batch_size,) and (outputs.kappa > 0).all()
+    angle_only = PolarBertForDirection(tester.get_config())(**inputs)
+    assert angle_only.kappa is None
+
+
+def test_angle_helpers_follow_the_kaggle_convention():
+    azimuth = torch.tensor([0.0, math.pi / 2, 1.0, 5.5])
+    zenith = torch.tensor([0.0, math.pi / 2, 2.0, math.pi])
+    vectors = angles_to_unit_vector(azimuth, zenith)
+    assert torch.allclose(vectors[0], torch.tensor([0.0, 0.0, 1.0]))  # zenith 0: came from straight above
+    assert torch.allclose(vectors[1], torch.tensor([0.0, 1.0, 0.0]), atol=1e-7)
+    round_azimuth, round_zenith = unit_vector_to_angles(vectors)
+    assert torch.allclose(round_zenith, zenith, atol=1e-5)
+    assert torch.allclose(round_azimuth[1:3], azimuth[1:3], atol=1e-5)
+
+
+def test_opening_angle_has_finite_gradients_at_zero_and_pi():
+    target = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    predicted = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]], requires_grad=True)
+    angles = opening_angle(predicted, target)
+    assert torch.allclose(angles, torch.tensor([0.0, math.pi]), atol=2e-3)
+    angles.sum().backward()
+    assert torch.isfinite(predicted.grad).all()
+
+
+def test_vmf_nll_is_a_normalised_density():
+    # Integrate exp(-nll) over the sphere numerically: it must be 1 for small, moderate and large kappa.
+    cos_theta = torch.linspace(-1, 1, 200_001, dtype=torch.float64)
+    for kappa in [0.01, 3.0, 200.0]:
+        targets = torch.stack([torch.zeros_like(cos_theta), (1 - cos_theta**2).clamp_min(0).sqrt(), cos_theta], dim=-1)
+        mean = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(targets)
+        density = torch.exp(-von_mises_fisher_nll(mean, torch.full_like(cos_theta, kappa), targets).double())
+        integral = 2 * math.pi * torch.trapezoid(density, cos_theta)
+        assert abs(integral.item() - 1.0) < 1e-3, (kappa, integral.item())
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda x, c: x.update(dom_ids=x["dom_ids"][0]), "dom_ids must be"),
+        (lambda x, c: x.update(features=x["features"][..., :2]), "features must be"),
+        (lambda x, c: x.update(attention_mask=x["attention_mask"][:, :3]), "attention_mask must"),
+        (lambda x, c: x["dom_ids"].__setitem__((1, 2), c.vocab_size), "dom_ids must lie"),
+        (lambda x, c: x["dom_ids"].__setitem__((1, 2), -1), "dom_ids must lie"),
+        (lambda x, c: x["features"].__setitem__((2, 1, 0), float("nan")), r"NaN or inf in batch rows \[2\]"),
+        (lambda x, c: x["features"].__setitem__((3, 1, 2), float("inf")), r"NaN or inf in batch rows \[3\]"),
+    ],
+)
+def test_bad_backbone_input_raises_a_clear_error(tester, corrupt, message):
+    config = tester.get_config()
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    corrupt(inputs, config)
+    with pytest.raises(ValueError, match=message):
+        PolarBertModel(config)(**inputs)
+
+
+def test_bad_labels_raise_a_clear_error(tester):
+    config = tester.get_config()
+    inputs = tester.prepare_inputs(config)
+    with pytest.raises(ValueError, match="unit vectors"):
+        PolarBertForDirection(config)(**backbone_inputs(inputs), labels=2 * inputs["direction_labels"])
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        PolarBertForDirection(config)(**backbone_inputs(inputs), labels=inputs["direction_labels"][:, :2])
+    bad_dom_labels = inputs["labels"].clone()
+    bad_dom_labels[0, 1] = config.num_doms  # the pad id is not a DOM
+    with pytest.raises(ValueError, match="labels must be -100 or a DOM id"):
+        PolarBertForMaskedDOM(config)(**backbone_inputs(inputs), labels=bad_dom_labels)
+
+
+def test_config_rejects_inconsistent_values():
+    with pytest.raises(ValueError, match="divisible"):
+        PolarBertConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match="direction_loss"):
+        PolarBertConfig(direction_loss="cosine")
+    config = PolarBertConfig()
+    assert (config.pad_token_id, config.mask_token_id, config.vocab_size) == (5160, 5161, 5162)
+    assert config.direction_head_hidden_size == 4 * config.hidden_size
