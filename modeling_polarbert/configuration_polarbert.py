@@ -77,6 +77,8 @@ class PolarBertConfig(PretrainedConfig):
     """
 
     model_type = "polarbert"
+    # Trainer's evaluation gathers every output but these, which would hold (batch, L + 1, hidden) per step.
+    keys_to_ignore_at_inference = ["last_hidden_state", "hidden_states", "attentions"]
 
     def __init__(
         self,

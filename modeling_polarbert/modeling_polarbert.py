@@ -222,6 +222,8 @@ class PolarBertPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    # The losses are per-batch means; Trainer must not pass num_items_in_batch into forward.
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
