@@ -223,7 +223,8 @@ def convert_batch(source: KaggleSplit, batch_id: int) -> pa.Table:
 
     for name, values in columns.items():
         if values.null_count:
-            raise ValueError(f"{path}: column {name!r} has a missing value at {where.row(_first_null(values))}")
+            raise ValueError(f"{path}: column {name!r} has a missing value (null or NaN) at "
+                             f"{where.row(_first_null(values))}")
     sensor_id = _checked_sensor_ids(columns["sensor_id"], source.num_doms, where)
     time = _checked_times(columns["time"], where)
     charge = _checked_charges(columns["charge"], where)

@@ -1,0 +1,473 @@
+"""Collators: dataset rows (events with all their pulses) -> PolarBERT model batches.
+
+The batch contract (see the model's docstring), B events, L = the batch's longest selected event (rounded up to
+`pad_to_multiple_of`); the model prepends its CLS token itself, so none is added here:
+
+| key | dtype, shape | content |
+| --- | --- | --- |
+| `dom_ids` | int64 (B, L) | sensor ids; `config.pad_token_id` at padding, `config.mask_token_id` where masked |
+| `features` | float32 (B, L, 3) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset; 0 at padding |
+| `attention_mask` | int64 (B, L) | 1 for real pulses |
+| `labels` (pretraining) | int64 (B, L) | true sensor id at masked positions, -100 elsewhere |
+| `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
+| `labels` (direction) | float32 (B, 3) | unit vectors from (azimuth, zenith), Kaggle convention; omitted without labels |
+
+Down-sampling (paper, section 3): an event with more than `max_pulses` pulses keeps its primary (auxiliary =
+False) pulses first: a random subset of them if there are more than `max_pulses`, else all of them plus random
+auxiliary pulses. The kept pulses stay in their original order (the Kaggle files are time-ordered).
+
+Masking (pretraining): `round(mask_ratio * n)` of an event's n selected primary pulses, rounded half up and at
+least one when n > 0 (a 1-primary event masks its only primary pulse rather than none); auxiliary pulses are never
+masked, an event without primary pulses masks nothing.
+
+Two inputs are accepted, with identical results for the same draws:
+* a list of row dicts, as `dataset[i]` gives them (lists, numpy arrays or tensors);
+* the compact batch that `as_training_dataset(dataset)` gathers straight from the Arrow columns (the fast path
+  for `Trainer`; see `PulseBatch`).
+
+Everything is vectorised over the whole batch (numpy on the concatenated pulses; a random key per pulse and one
+`lexsort` pick the subsets), with no Python loop over pulses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+
+from .configuration_polarbert import PolarBertConfig
+from .metrics import angles_to_unit_vector
+
+IGNORE_INDEX = -100  # the Transformers convention for "no label here"
+PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
+PULSE_DTYPES = {"sensor_id": np.int16, "time": np.int32, "charge": np.float32, "auxiliary": np.bool_}
+LABEL_COLUMNS = ("azimuth", "zenith")
+# Salts keep the deterministic (event_id-keyed) draws of selection and masking independent of each other.
+SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The compact batch: flat pulse arrays + offsets
+# ----------------------------------------------------------------------------------------------------------------
+#
+# A `PulseBatch` is a plain dict:
+#   "event_id":      int64 (B,)
+#   "pulse_offsets": int64 (B + 1,)   event i's pulses are [pulse_offsets[i], pulse_offsets[i + 1]) of:
+#   "sensor_id":     int16 (N,)
+#   "time":          int32 (N,)
+#   "charge":        float32 (N,)
+#   "auxiliary":     bool (N,)
+#   "azimuth", "zenith": float64 (B,)   only when the dataset has labels
+PulseBatch = dict
+
+
+def rows_to_pulse_batch(rows: Sequence[Mapping]) -> PulseBatch:
+    """Concatenate row dicts (as `dataset[i]` returns them) into a `PulseBatch`."""
+    if rows and isinstance(rows[0], str):
+        raise TypeError(
+            "the collator got a list of str: the batch dict of `as_training_dataset` was iterated by another "
+            "wrapper (Trainer wraps the collator when `remove_unused_columns=True`; set it to False)")
+    counts = np.fromiter((len(row["sensor_id"]) for row in rows), dtype=np.int64, count=len(rows))
+    batch = {
+        "event_id": np.array([row.get("event_id", -1) for row in rows], dtype=np.int64),
+        "pulse_offsets": np.concatenate([[0], np.cumsum(counts)]),
+    }
+    for name in PULSE_COLUMNS:
+        parts = [np.asarray(row[name], dtype=PULSE_DTYPES[name]) for row in rows]
+        batch[name] = np.concatenate(parts) if parts else np.zeros(0, PULSE_DTYPES[name])
+    if rows and all(label in rows[0] for label in LABEL_COLUMNS):
+        for label in LABEL_COLUMNS:
+            batch[label] = np.array([row[label] for row in rows], dtype=np.float64)
+    return batch
+
+
+def as_pulse_batch(features) -> PulseBatch:
+    """Accept either input form of the collators."""
+    if isinstance(features, Mapping):
+        if "pulse_offsets" not in features:
+            raise TypeError("a dict given to the collator must be a PulseBatch (with 'pulse_offsets'); "
+                            "give a list of rows otherwise")
+        return features
+    return rows_to_pulse_batch(list(features))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Vectorised helpers on concatenated pulses
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[starts[0], ..., starts[0] + lengths[0]), [starts[1], ...) ... as one int64 array, without a loop."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Each position is its range's start plus its rank inside the range.
+    range_starts = np.cumsum(lengths) - lengths
+    rank = np.arange(total, dtype=np.int64) - np.repeat(range_starts, lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + rank
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fast, well-mixed 64-bit hash (uint64 arithmetic wraps, as intended)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def event_keyed_draws(event_ids: np.ndarray, pulse_index: np.ndarray, salt: int) -> np.ndarray:
+    """Pseudo-random uint64 keys that depend only on (event_id, pulse index within the event, salt): the
+    deterministic mode's draws, identical whatever batch an event lands in."""
+    with np.errstate(over="ignore"):
+        event_key = _mix64(event_ids.astype(np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
+        return _mix64(event_key + pulse_index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+
+
+def _rank_within_groups(group_counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n_g - 1 for each consecutive group of sizes `group_counts`."""
+    return concatenated_ranges(np.zeros(len(group_counts), dtype=np.int64), group_counts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The collators
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _PulseCollator:
+    """Shared part of the collators: down-sampling, feature scaling and padding.
+
+    Args:
+        config: the model's `PolarBertConfig` (scales, special ids, `max_pulses`, `mask_ratio`).
+        max_pulses: down-sample events to at most this many pulses (default `config.max_pulses`).
+        pad_to_multiple_of: round L up to a multiple of this (default `config.pad_to_multiple_of`; 1 or None: no
+            rounding).
+        keep_all_pulses: no down-sampling at all (evaluation on every pulse of long events).
+        deterministic: draw selection (and masking) from the event_id, not from the generator, so an event gives
+            the same pulses whatever batch it lands in (evaluation and prediction agree).
+        seed: seed of the generator (random mode), or salt of the event_id draws (deterministic mode). Each
+            DataLoader worker re-seeds from `(torch worker seed, seed)`, so workers never repeat each other.
+    """
+
+    config: PolarBertConfig
+    max_pulses: int | None = None
+    pad_to_multiple_of: int | None = None
+    keep_all_pulses: bool = False
+    deterministic: bool = False
+    seed: int | None = None
+    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
+    _rng_worker_seed: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.max_pulses is None:
+            self.max_pulses = self.config.max_pulses
+        if self.pad_to_multiple_of is None:
+            self.pad_to_multiple_of = self.config.pad_to_multiple_of
+        self._rng = np.random.default_rng(self.seed)
+
+    def _generator(self) -> np.random.Generator:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.seed != self._rng_worker_seed:
+            # Every worker holds a copy of this collator: without a re-seed they would all draw the same numbers.
+            self._rng = np.random.default_rng([worker.seed, self.seed or 0])
+            self._rng_worker_seed = worker.seed
+        return self._rng
+
+    def _draws(self, batch: PulseBatch, pulses: np.ndarray, event_of_pulse: np.ndarray, salt: int) -> np.ndarray:
+        """One random sort key per pulse in `pulses` (flat indices; `event_of_pulse` their event)."""
+        if self.deterministic:
+            pulse_index = pulses - batch["pulse_offsets"][event_of_pulse]
+            return event_keyed_draws(batch["event_id"][event_of_pulse], pulse_index, salt + (self.seed or 0))
+        return self._generator().random(len(pulses))
+
+    def select_pulses(self, batch: PulseBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Down-sample: the flat indices of the kept pulses (grouped by event, in original order) and the
+        (B + 1,) offsets of the events inside them."""
+        offsets = np.asarray(batch["pulse_offsets"], dtype=np.int64)
+        counts = np.diff(offsets)
+        if len(counts) and counts.min() < 1:
+            event = int(np.flatnonzero(counts < 1)[0])
+            raise ValueError(f"event_id {batch['event_id'][event]} has no pulses")
+        too_long = np.zeros(len(counts), bool) if self.keep_all_pulses else counts > self.max_pulses
+        if not too_long.any():
+            return np.arange(offsets[-1], dtype=np.int64), offsets
+        # Only the long events are sorted: by event, then primary before auxiliary, then a random key. The first
+        # max_pulses of each event in that order are its selection.
+        long_pulses = concatenated_ranges(offsets[:-1][too_long], counts[too_long])
+        long_event = np.repeat(np.flatnonzero(too_long), counts[too_long])
+        keys = self._draws(batch, long_pulses, long_event, SELECTION_SALT)
+        order = np.lexsort((keys, batch["auxiliary"][long_pulses], long_event))
+        chosen = long_pulses[order][_rank_within_groups(counts[too_long]) < self.max_pulses]
+        kept = np.sort(np.concatenate([concatenated_ranges(offsets[:-1][~too_long], counts[~too_long]), chosen]))
+        kept_counts = np.where(too_long, self.max_pulses, counts)
+        return kept, np.concatenate([[0], np.cumsum(kept_counts)])
+
+    def _padded_length(self, kept_counts: np.ndarray) -> int:
+        length = int(kept_counts.max()) if len(kept_counts) else 1
+        multiple = self.pad_to_multiple_of or 1
+        return -(-length // multiple) * multiple
+
+    def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
+        """dom_ids, features and attention_mask (B, L...) of the kept pulses, plus the (row, column) of each."""
+        config = self.config
+        kept_counts = np.diff(kept_offsets)
+        n_events, length = len(kept_counts), self._padded_length(kept_counts)
+        row = np.repeat(np.arange(n_events), kept_counts)
+        column = _rank_within_groups(kept_counts)
+
+        dom_ids = np.full((n_events, length), config.pad_token_id, dtype=np.int64)
+        dom_ids[row, column] = batch["sensor_id"][kept]
+        features = np.zeros((n_events, length, 3), dtype=np.float32)  # (batch, seq_len, 3)
+        features[row, column, 0] = (batch["time"][kept] - config.time_offset) / config.time_scale
+        features[row, column, 1] = np.log10(batch["charge"][kept]) / config.charge_scale
+        features[row, column, 2] = batch["auxiliary"][kept] - config.auxiliary_offset
+        attention_mask = np.zeros((n_events, length), dtype=np.int64)
+        attention_mask[row, column] = 1
+        return {"dom_ids": dom_ids, "features": features, "attention_mask": attention_mask, "_row": row,
+                "_column": column}
+
+
+@dataclass
+class PolarBertPretrainingCollator(_PulseCollator):
+    """Rows -> a `PolarBertForMaskedDOM` batch: down-sampled events with `mask_ratio` of the selected primary
+    pulses' DOM ids replaced by the mask id; `labels` and `total_charge` as in the module docstring.
+
+    Args (besides those of the shared base, see `_PulseCollator`):
+        mask_ratio: fraction of selected primary pulses to mask (default `config.mask_ratio`).
+    """
+
+    mask_ratio: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.mask_ratio is None:
+            self.mask_ratio = self.config.mask_ratio
+
+    def __call__(self, features) -> dict[str, torch.Tensor]:
+        batch = as_pulse_batch(features)
+        kept, kept_offsets = self.select_pulses(batch)
+        encoded = self._encode(batch, kept, kept_offsets)
+        masked = self.mask_positions(batch, kept, kept_offsets)  # indices into `kept`
+        row, column = encoded.pop("_row")[masked], encoded.pop("_column")[masked]
+        labels = np.full(encoded["dom_ids"].shape, IGNORE_INDEX, dtype=np.int64)
+        labels[row, column] = encoded["dom_ids"][row, column]
+        encoded["dom_ids"][row, column] = self.config.mask_token_id
+        return {
+            **{name: torch.from_numpy(array) for name, array in encoded.items()},
+            "labels": torch.from_numpy(labels),
+            "total_charge": torch.from_numpy(self.total_charge(batch)),
+        }
+
+    def masked_counts(self, n_primary: np.ndarray) -> np.ndarray:
+        """Masked pulses per event: round(mask_ratio * n_primary) half up, at least 1 where n_primary > 0."""
+        if self.mask_ratio <= 0:
+            return np.zeros_like(n_primary)
+        rounded = np.floor(self.mask_ratio * n_primary + 0.5).astype(np.int64)
+        return np.where(n_primary > 0, np.maximum(rounded, 1), 0)
+
+    def mask_positions(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> np.ndarray:
+        """Indices into `kept` of the pulses to mask: a random `masked_counts` of each event's primary pulses."""
+        kept_counts = np.diff(kept_offsets)
+        event_of_kept = np.repeat(np.arange(len(kept_counts)), kept_counts)
+        primary = np.flatnonzero(~batch["auxiliary"][kept])  # grouped by event, like `kept`
+        primary_event = event_of_kept[primary]
+        n_primary = np.bincount(primary_event, minlength=len(kept_counts))
+        n_masked = self.masked_counts(n_primary)
+        keys = self._draws(batch, kept[primary], primary_event, MASKING_SALT)
+        order = np.lexsort((keys, primary_event))
+        return np.sort(primary[order][_rank_within_groups(n_primary) < np.repeat(n_masked, n_primary)])
+
+    @staticmethod
+    def total_charge(batch: PulseBatch) -> np.ndarray:
+        """(B,) float32 log10 of the summed charge of every pulse of each event (before down-sampling)."""
+        counts = np.diff(batch["pulse_offsets"])
+        event = np.repeat(np.arange(len(counts)), counts)
+        summed = np.bincount(event, weights=batch["charge"].astype(np.float64), minlength=len(counts))
+        return np.log10(summed).astype(np.float32)
+
+
+@dataclass
+class PolarBertDirectionCollator(_PulseCollator):
+    """Rows -> a `PolarBertForDirection` batch: down-sampled events (nothing masked) and, when the rows carry
+    azimuth and zenith, unit-vector `labels` (Kaggle convention: the direction the neutrino came from). Without
+    them (a test split) `labels` is left out, for prediction. Arguments: see `_PulseCollator`."""
+
+    def __call__(self, features) -> dict[str, torch.Tensor]:
+        batch = as_pulse_batch(features)
+        kept, kept_offsets = self.select_pulses(batch)
+        encoded = self._encode(batch, kept, kept_offsets)
+        del encoded["_row"], encoded["_column"]
+        output = {name: torch.from_numpy(array) for name, array in encoded.items()}
+        if all(label in batch for label in LABEL_COLUMNS):
+            directions = angles_to_unit_vector(batch["azimuth"], batch["zenith"]).astype(np.float32)
+            output["labels"] = torch.from_numpy(directions)  # (batch, 3)
+        return output
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The fast path: gather whole batches straight from the Arrow columns
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _RecordBatchView:
+    """Zero-copy numpy views of one Arrow record batch: per-event columns, and each pulse column flattened with
+    offsets rebased to 0 (booleans stay bit-packed and are read bit by bit)."""
+
+    def __init__(self, record_batch, label_columns: tuple[str, ...]):
+        self.scalars = {name: record_batch.column(name).to_numpy(zero_copy_only=False)
+                        for name in ("event_id", *label_columns)}
+        self.values, offsets = {}, None
+        for name in PULSE_COLUMNS:
+            lists = record_batch.column(name)
+            if lists.null_count:
+                raise ValueError(f"column {name!r} has missing events; the fast path needs complete pulse lists")
+            column_offsets = lists.offsets.to_numpy()
+            column_offsets = column_offsets - column_offsets[0]
+            if offsets is None:
+                offsets = column_offsets
+            elif not np.array_equal(offsets, column_offsets):
+                raise ValueError(f"column {name!r} has list lengths unlike 'sensor_id'")
+            flat = lists.flatten()  # zero-copy slice of the values when there are no nulls
+            if name == "auxiliary":
+                self.bits = np.frombuffer(flat.buffers()[1], dtype=np.uint8)
+                self.bit_offset = flat.offset
+            else:
+                self.values[name] = flat.to_numpy()
+        self.offsets = offsets.astype(np.int64)
+
+    def gather(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The pulses of `rows` (local row numbers), concatenated, and their counts."""
+        starts = self.offsets[rows]
+        counts = self.offsets[rows + 1] - starts
+        flat = concatenated_ranges(starts, counts)
+        pulses = {name: values[flat] for name, values in self.values.items()}
+        bit = flat + self.bit_offset
+        pulses["auxiliary"] = ((self.bits[bit >> 3] >> (bit & 7).astype(np.uint8)) & 1).astype(bool)
+        return pulses, counts
+
+
+class PolarBertTrainingDataset(torch.utils.data.Dataset):
+    """A torch `Dataset` over a prepared `datasets.Dataset` whose `__getitems__(indices)` gathers a whole batch
+    from the Arrow columns at once (list offsets + flat values, zero-copy from the memory map) and returns a
+    `PulseBatch` for the collators. The torch `DataLoader` (and so `Trainer`) calls `__getitems__` when a dataset
+    has it; many times faster than formatting rows one by one.
+
+    `lengths` (numpy, pulses per event) is for a length-grouped sampler: Trainer's `group_by_length` reads lengths
+    only from a `datasets.Dataset`, so pass these to the sampler yourself.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self._build_views()
+
+    def _build_views(self):
+        table = self.dataset.data.table
+        self.label_columns = tuple(LABEL_COLUMNS) if all(n in table.column_names for n in LABEL_COLUMNS) else ()
+        table = table.select(["event_id", *PULSE_COLUMNS, *self.label_columns])
+        # to_batches gives every column the same chunk boundaries (zero-copy)
+        self._record_batches = [b for b in table.to_batches() if b.num_rows]
+        sizes = np.array([b.num_rows for b in self._record_batches], dtype=np.int64)
+        self._batch_starts = np.concatenate([[0], np.cumsum(sizes)])
+        self._views: list[_RecordBatchView | None] = [None] * len(self._record_batches)
+        # A shuffled/selected `datasets.Dataset` reads its rows through an indices mapping (`_indices`, stable
+        # since datasets 1.x); the public alternative, flatten_indices(), would copy the whole dataset.
+        indices = getattr(self.dataset, "_indices", None)
+        self._row_of_index = None if indices is None else indices.column(0).to_numpy().astype(np.int64)
+
+    def __getstate__(self):
+        # Hand DataLoader workers the dataset (pickled by file path when memory-mapped), not the Arrow views.
+        return {"dataset": self.dataset}
+
+    def __setstate__(self, state):
+        self.dataset = state["dataset"]
+        self._build_views()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Pulses per event (int64), in dataset order."""
+        table = self.dataset.data.table
+        if "n_pulses" in table.column_names:
+            lengths = table.column("n_pulses").to_numpy()
+        else:
+            lengths = pc.list_value_length(table.column("sensor_id")).to_numpy()
+        lengths = lengths.astype(np.int64)
+        return lengths if self._row_of_index is None else lengths[self._row_of_index]
+
+    def _view(self, i: int) -> _RecordBatchView:
+        if self._views[i] is None:
+            self._views[i] = _RecordBatchView(self._record_batches[i], self.label_columns)
+        return self._views[i]
+
+    def __getitem__(self, index: int) -> dict:
+        """One event as a row dict of numpy arrays (what the collators accept in a list)."""
+        batch = self.__getitems__([index])
+        row = {name: batch[name][0].item() for name in ("event_id", *self.label_columns)}
+        row.update({name: batch[name] for name in PULSE_COLUMNS})
+        return row
+
+    def __getitems__(self, indices) -> PulseBatch:
+        """A whole batch in one gather: events in the order of `indices`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
+            raise IndexError(f"index out of range for a dataset of {len(self)} events")
+        indices = indices % max(len(self), 1)
+        rows = indices if self._row_of_index is None else self._row_of_index[indices]
+        which = np.searchsorted(self._batch_starts, rows, side="right") - 1
+        # Visit each record batch once (sorted), then put the events back in the order asked for.
+        order = np.argsort(which, kind="stable")
+        boundaries = np.flatnonzero(np.diff(which[order])) + 1
+        pieces, counts, scalars = {n: [] for n in PULSE_COLUMNS}, [], {n: [] for n in ("event_id", *self.label_columns)}
+        for group in np.split(order, boundaries) if len(order) else []:
+            view = self._view(int(which[group[0]]))
+            local = rows[group] - self._batch_starts[which[group[0]]]
+            pulses, group_counts = view.gather(local)
+            for name in PULSE_COLUMNS:
+                pieces[name].append(pulses[name])
+            counts.append(group_counts)
+            for name in scalars:
+                scalars[name].append(view.scalars[name][local])
+        return _reorder(pieces, counts, scalars, order)
+
+
+def _reorder(pieces: dict, counts: list, scalars: dict, order: np.ndarray) -> PulseBatch:
+    """Assemble per-record-batch pieces (events in `order`) into a PulseBatch in the requested order."""
+    if not len(order):
+        return {"event_id": np.zeros(0, np.int64), "pulse_offsets": np.zeros(1, np.int64),
+                **{n: np.zeros(0, PULSE_DTYPES[n]) for n in PULSE_COLUMNS}}
+    grouped_counts = np.concatenate(counts)
+    grouped_offsets = np.concatenate([[0], np.cumsum(grouped_counts)])
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))  # where requested event i sits in the grouped order
+    flat = concatenated_ranges(grouped_offsets[position], grouped_counts[position])
+    batch = {"event_id": np.concatenate(scalars["event_id"])[position].astype(np.int64),
+             "pulse_offsets": np.concatenate([[0], np.cumsum(grouped_counts[position])])}
+    for name in PULSE_COLUMNS:
+        batch[name] = np.concatenate(pieces[name])[flat].astype(PULSE_DTYPES[name], copy=False)
+    for name in LABEL_COLUMNS:
+        if name in scalars:
+            batch[name] = np.concatenate(scalars[name])[position].astype(np.float64, copy=False)
+    return batch
+
+
+def as_training_dataset(dataset) -> PolarBertTrainingDataset:
+    """Wrap a prepared `datasets.Dataset` for fast batched reading; give the result to `Trainer` (with
+    `remove_unused_columns=False`) or to a `DataLoader` together with one of the collators."""
+    return PolarBertTrainingDataset(dataset)
+
+
+__all__ = [
+    "PolarBertPretrainingCollator",
+    "PolarBertDirectionCollator",
+    "PolarBertTrainingDataset",
+    "as_training_dataset",
+    "rows_to_pulse_batch",
+    "concatenated_ranges",
+]
