@@ -1,0 +1,324 @@
+"""Tests of modeling_polarbert.collators: down-sampling, masking, the batch contract and the Arrow fast path."""
+
+import pickle
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from modeling_polarbert.collators import (
+    PolarBertDirectionCollator,
+    PolarBertPretrainingCollator,
+    as_training_dataset,
+    concatenated_ranges,
+    rows_to_pulse_batch,
+)
+from modeling_polarbert.configuration_polarbert import PolarBertConfig
+from modeling_polarbert.metrics import angles_to_unit_vector
+from modeling_polarbert.preparation import prepare_kaggle
+
+from kaggle_layout import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
+
+CONFIG = PolarBertConfig()
+PRETRAINING_KEYS = {"dom_ids", "features", "attention_mask", "labels", "total_charge"}
+DIRECTION_KEYS = {"dom_ids", "features", "attention_mask", "labels"}
+
+
+def make_row(event_id, n_primary, n_auxiliary, seed=0):
+    """An event whose pulse k has the distinct time 5000 + 10 k, so a kept pulse can be traced back."""
+    rng = np.random.default_rng(seed)
+    n = n_primary + n_auxiliary
+    auxiliary = np.zeros(n, bool)
+    auxiliary[rng.permutation(n)[:n_auxiliary]] = True
+    return {
+        "event_id": event_id,
+        "sensor_id": rng.integers(0, 5160, n).tolist(),
+        "time": (5000 + 10 * np.arange(n)).tolist(),
+        "charge": (rng.integers(1, 400, n) * 0.025).astype(np.float32).tolist(),
+        "auxiliary": auxiliary.tolist(),
+        "n_pulses": n,
+        "azimuth": float(rng.uniform(0, 2 * np.pi)),
+        "zenith": float(rng.uniform(0, np.pi)),
+    }
+
+
+def kept_pulse_indices(batch, i):
+    """Indices (into the original event) of the pulses in row i of a collated batch, from their times."""
+    real = batch["attention_mask"][i].bool()
+    time = batch["features"][i, real, 0].double() * CONFIG.time_scale + CONFIG.time_offset
+    return ((time.round() - 5000) / 10).long().numpy()
+
+
+def unmasked_dom_ids(batch):
+    """dom_ids with the masked positions' true ids put back."""
+    labels = batch["labels"]
+    return torch.where(labels != -100, labels, batch["dom_ids"])
+
+
+ROWS = [
+    make_row(1, 300, 60, seed=1),  # more than 127 primaries
+    make_row(2, 80, 80, seed=2),  # long, but fewer primaries than 127
+    make_row(3, 0, 5, seed=3),  # all auxiliary
+    make_row(4, 1, 0, seed=4),  # a single pulse
+    make_row(5, 30, 12, seed=5),
+]
+
+
+@pytest.fixture(scope="module")
+def saved_dataset(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("collators")
+    batches = random_batches(n_batches=3, events_per_batch=60, seed=7)
+    batches[1] = edge_case_events(first_event_id=10_001) + batches[1]
+    root = write_kaggle_dir(tmp / "kaggle", batches)
+    return prepare_kaggle(root, tmp / "prepared", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The batch contract
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_pretraining_batch_has_exactly_the_model_keys_and_dtypes():
+    batch = PolarBertPretrainingCollator(CONFIG, seed=0)(ROWS)
+    assert set(batch) == PRETRAINING_KEYS
+    n, length = len(ROWS), 127
+    assert batch["dom_ids"].dtype == torch.int64 and batch["dom_ids"].shape == (n, length)
+    assert batch["features"].dtype == torch.float32 and batch["features"].shape == (n, length, 3)
+    assert batch["attention_mask"].dtype == torch.int64 and batch["attention_mask"].shape == (n, length)
+    assert batch["labels"].dtype == torch.int64 and batch["labels"].shape == (n, length)
+    assert batch["total_charge"].dtype == torch.float32 and batch["total_charge"].shape == (n,)
+
+
+def test_direction_batch_has_unit_vector_labels_in_kaggle_convention():
+    batch = PolarBertDirectionCollator(CONFIG, seed=0)(ROWS)
+    assert set(batch) == DIRECTION_KEYS
+    expected = angles_to_unit_vector([r["azimuth"] for r in ROWS], [r["zenith"] for r in ROWS])
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (len(ROWS), 3)
+    np.testing.assert_allclose(batch["labels"].numpy(), expected, rtol=0, atol=1e-6)
+    assert (batch["dom_ids"] != CONFIG.mask_token_id).all()  # nothing is masked for fine-tuning
+
+
+def test_direction_batch_without_labels_leaves_them_out_for_prediction():
+    rows = [{k: v for k, v in row.items() if k not in ("azimuth", "zenith")} for row in ROWS]
+    assert set(PolarBertDirectionCollator(CONFIG)(rows)) == {"dom_ids", "features", "attention_mask"}
+
+
+def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding():
+    rows = [ROWS[4], ROWS[3], ROWS[2]]  # 42, 1 and 5 pulses
+    batch = PolarBertPretrainingCollator(CONFIG, seed=0)(rows)
+    assert batch["dom_ids"].shape[1] == 42  # the longest event, no CLS token added
+    for i, row in enumerate(rows):
+        n = row["n_pulses"]
+        assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (42 - n)
+        assert unmasked_dom_ids(batch)[i, :n].tolist() == row["sensor_id"]
+        assert (batch["dom_ids"][i, n:] == CONFIG.pad_token_id).all()
+        assert (batch["features"][i, n:] == 0).all() and (batch["labels"][i, n:] == -100).all()
+        expected = np.stack([
+            (np.asarray(row["time"]) - CONFIG.time_offset) / CONFIG.time_scale,
+            np.log10(np.asarray(row["charge"], dtype=np.float32)) / CONFIG.charge_scale,
+            np.asarray(row["auxiliary"]) - CONFIG.auxiliary_offset,
+        ], axis=-1)
+        np.testing.assert_allclose(batch["features"][i, :n].numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("multiple, expected", [(8, 48), (None, 42), (1, 42)])
+def test_padding_rounds_up_to_the_requested_multiple(multiple, expected):
+    rows = [ROWS[4], ROWS[3]]
+    assert PolarBertDirectionCollator(CONFIG, pad_to_multiple_of=multiple)(rows)["dom_ids"].shape[1] == expected
+    config = PolarBertConfig(pad_to_multiple_of=16)
+    assert PolarBertDirectionCollator(config)(rows)["dom_ids"].shape[1] == 48
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Down-sampling and masking rules
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_downsampling_keeps_a_random_subset_of_primaries_when_there_are_too_many():
+    row = ROWS[0]
+    batch = PolarBertDirectionCollator(CONFIG, seed=1)([row])
+    kept = kept_pulse_indices(batch, 0)
+    assert len(kept) == 127 and len(set(kept)) == 127
+    assert not np.asarray(row["auxiliary"])[kept].any()  # only primaries
+    assert (np.diff(kept) > 0).all()  # original (time) order restored
+    assert batch["dom_ids"][0].tolist() == np.asarray(row["sensor_id"])[kept].tolist()
+    other = kept_pulse_indices(PolarBertDirectionCollator(CONFIG, seed=2)([row]), 0)
+    assert set(kept) != set(other)  # a random subset, not the first 127
+
+
+def test_downsampling_keeps_all_primaries_then_fills_with_random_auxiliary_pulses():
+    row = ROWS[1]
+    auxiliary = np.asarray(row["auxiliary"])
+    draws = []
+    for seed in (1, 2):
+        kept = kept_pulse_indices(PolarBertDirectionCollator(CONFIG, seed=seed)([row]), 0)
+        assert len(kept) == 127 and (np.diff(kept) > 0).all()
+        assert set(np.flatnonzero(~auxiliary)) <= set(kept)  # every one of the 80 primaries
+        assert auxiliary[kept].sum() == 47
+        draws.append(set(kept))
+    assert draws[0] != draws[1]
+
+
+def test_keep_all_pulses_disables_downsampling():
+    batch = PolarBertDirectionCollator(CONFIG, keep_all_pulses=True)(ROWS)
+    assert batch["dom_ids"].shape[1] == 360
+    assert batch["attention_mask"].sum(1).tolist() == [r["n_pulses"] for r in ROWS]
+    assert kept_pulse_indices(batch, 0).tolist() == list(range(360))
+
+
+def test_max_pulses_argument_overrides_the_config():
+    batch = PolarBertDirectionCollator(CONFIG, max_pulses=10, seed=0)(ROWS)
+    assert batch["attention_mask"].sum(1).tolist() == [10, 10, 5, 1, 10]
+
+
+def test_only_a_quarter_of_selected_primary_pulses_are_masked():
+    collator = PolarBertPretrainingCollator(CONFIG, seed=0)
+    batch = collator(ROWS)
+    masked = batch["labels"] != -100
+    is_auxiliary = batch["features"][..., 2] > 0
+    for i in range(len(ROWS)):
+        n_primary = int(((~is_auxiliary[i]) & batch["attention_mask"][i].bool()).sum())
+        expected = 0 if n_primary == 0 else max(1, int(np.floor(0.25 * n_primary + 0.5)))
+        assert int(masked[i].sum()) == expected, i
+    assert masked.sum(1).tolist() == [32, 20, 0, 1, 8]  # 127, 80, 0, 1 and 30 primaries
+    assert not (masked & is_auxiliary).any()  # auxiliary pulses are never masked
+    assert not (masked & ~batch["attention_mask"].bool()).any()
+    assert (batch["dom_ids"][masked] == CONFIG.mask_token_id).all()
+    assert (batch["dom_ids"][~masked] != CONFIG.mask_token_id).all()
+    # labels hold the true DOM id of the masked pulse
+    for i, row in enumerate(ROWS):
+        kept = kept_pulse_indices(batch, i)
+        true_ids = torch.tensor(np.asarray(row["sensor_id"])[kept])
+        n = len(kept)
+        assert torch.equal(batch["labels"][i, :n][masked[i, :n]], true_ids[masked[i, :n]])
+
+
+def test_mask_ratio_zero_masks_nothing_and_rounding_is_half_up():
+    assert not (PolarBertPretrainingCollator(CONFIG, mask_ratio=0.0)(ROWS)["labels"] != -100).any()
+    collator = PolarBertPretrainingCollator(CONFIG)
+    assert collator.masked_counts(np.array([0, 1, 2, 3, 6, 10, 127])).tolist() == [0, 1, 1, 1, 2, 3, 32]
+
+
+def test_total_charge_is_log10_of_all_charges_before_downsampling():
+    batch = PolarBertPretrainingCollator(CONFIG, seed=0)(ROWS)
+    expected = [np.log10(np.sum(np.asarray(r["charge"], dtype=np.float64))) for r in ROWS]
+    np.testing.assert_allclose(batch["total_charge"].numpy(), expected, rtol=1e-6)
+    kept_charge = 10 ** (batch["features"][0, :, 1].double() * CONFIG.charge_scale)
+    assert np.log10(kept_charge.sum().item()) < expected[0] - 0.05  # the first event was down-sampled
+
+
+def test_an_event_without_pulses_is_an_error():
+    empty = dict(ROWS[4], sensor_id=[], time=[], charge=[], auxiliary=[], event_id=77)
+    with pytest.raises(ValueError, match="event_id 77 has no pulses"):
+        PolarBertPretrainingCollator(CONFIG)([ROWS[4], empty])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Seeds and the deterministic evaluation mode
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def assert_batches_equal(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_seed_pins_the_draws_and_successive_calls_draw_afresh():
+    first, second = (PolarBertPretrainingCollator(CONFIG, seed=11) for _ in range(2))
+    assert_batches_equal(first(ROWS), second(ROWS))
+    reference = PolarBertPretrainingCollator(CONFIG, seed=11)(ROWS)["labels"]
+    assert not torch.equal(first(ROWS)["labels"], reference)  # the next epoch draws new masks
+    assert not torch.equal(PolarBertPretrainingCollator(CONFIG, seed=12)(ROWS)["labels"], reference)
+
+
+def test_deterministic_mode_gives_an_event_the_same_pulses_whatever_its_batch():
+    for collator_class in (PolarBertPretrainingCollator, PolarBertDirectionCollator):
+        collator = collator_class(CONFIG, deterministic=True)
+        alone = collator([ROWS[0]])
+        with_others = collator([ROWS[3], ROWS[1], ROWS[0]])
+        later = collator_class(CONFIG, deterministic=True)([ROWS[2], ROWS[0]])
+        for batch, i in ((with_others, 2), (later, 1)):
+            for key in ("dom_ids", "features", "attention_mask") + (("labels",) if batch["labels"].ndim == 2 else ()):
+                assert torch.equal(batch[key][i, :127], alone[key][0]), (collator_class.__name__, key)
+    # the event's draws are random-looking, not the first 127 pulses
+    kept = kept_pulse_indices(PolarBertDirectionCollator(CONFIG, deterministic=True)([ROWS[0]]), 0)
+    assert kept.tolist() != np.flatnonzero(~np.asarray(ROWS[0]["auxiliary"]))[:127].tolist()
+    other_salt = kept_pulse_indices(PolarBertDirectionCollator(CONFIG, deterministic=True, seed=5)([ROWS[0]]), 0)
+    assert set(kept) != set(other_salt)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Arrow fast path
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("collator_class", [PolarBertPretrainingCollator, PolarBertDirectionCollator])
+@pytest.mark.parametrize("view", ["saved", "shuffled", "selected"])
+def test_fast_path_batches_equal_row_by_row_batches(saved_dataset, collator_class, view):
+    dataset = {"saved": saved_dataset, "shuffled": saved_dataset.shuffle(seed=3),
+               "selected": saved_dataset.select(range(150, 5, -3))}[view]
+    fast = as_training_dataset(dataset)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        indices = rng.choice(len(dataset), size=37, replace=False).tolist()
+        from_arrow = collator_class(CONFIG, seed=4)(fast.__getitems__(indices))
+        from_rows = collator_class(CONFIG, seed=4)([dataset[i] for i in indices])
+        assert_batches_equal(from_arrow, from_rows)
+    assert fast.lengths.tolist() == dataset["n_pulses"]
+    assert len(fast) == len(dataset)
+
+
+def test_fast_path_gathers_exactly_the_requested_events(saved_dataset):
+    fast = as_training_dataset(saved_dataset)
+    indices = [190, 3, 3, 61, 0, len(saved_dataset) - 1]
+    batch = fast.__getitems__(indices)
+    expected = rows_to_pulse_batch([saved_dataset[i] for i in indices])
+    assert set(batch) == set(expected)
+    for key in expected:
+        assert batch[key].dtype == expected[key].dtype and np.array_equal(batch[key], expected[key]), key
+    with pytest.raises(IndexError):
+        fast.__getitems__([0, len(saved_dataset)])
+    row = fast[61]
+    assert row["event_id"] == saved_dataset[61]["event_id"]
+    assert row["sensor_id"].tolist() == saved_dataset[61]["sensor_id"]
+
+
+def test_dataloader_over_the_fast_path_yields_the_row_path_batches(saved_dataset):
+    loader = torch.utils.data.DataLoader(as_training_dataset(saved_dataset), batch_size=16,
+                                         collate_fn=PolarBertPretrainingCollator(CONFIG, seed=9))
+    reference = PolarBertPretrainingCollator(CONFIG, seed=9)
+    for number, batch in enumerate(loader):
+        rows = [saved_dataset[i] for i in range(16 * number, min(16 * (number + 1), len(saved_dataset)))]
+        assert_batches_equal(batch, reference(rows))
+
+
+def test_fast_path_survives_pickling_for_dataloader_workers(saved_dataset):
+    fast = as_training_dataset(saved_dataset.shuffle(seed=1))
+    fast.__getitems__([0, 1])  # build some views first
+    copy = pickle.loads(pickle.dumps(fast))
+    for key, value in fast.__getitems__([5, 9, 2]).items():
+        assert np.array_equal(copy.__getitems__([5, 9, 2])[key], value)
+
+
+def test_fast_path_works_on_an_in_memory_dataset_without_n_pulses():
+    rows = [dict(r) for r in ROWS]
+    for row in rows:
+        del row["n_pulses"]
+    dataset = datasets.Dataset.from_list(rows)
+    fast = as_training_dataset(dataset)
+    assert fast.lengths.tolist() == [r["n_pulses"] for r in ROWS]
+    assert_batches_equal(PolarBertPretrainingCollator(CONFIG, seed=1)(fast.__getitems__([4, 0, 2])),
+                         PolarBertPretrainingCollator(CONFIG, seed=1)([ROWS[4], ROWS[0], ROWS[2]]))
+
+
+def test_iterated_batch_dict_gives_a_clear_error():
+    batch_dict_keys = list(rows_to_pulse_batch(ROWS))  # what Trainer's RemoveColumnsCollator would pass on
+    with pytest.raises(TypeError, match="remove_unused_columns"):
+        PolarBertPretrainingCollator(CONFIG)(batch_dict_keys)
+
+
+def test_concatenated_ranges():
+    assert concatenated_ranges(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist() == [5, 6, 9, 10, 11]
+    assert concatenated_ranges(np.array([], dtype=int), np.array([], dtype=int)).tolist() == []
