@@ -1,0 +1,178 @@
+"""`polarbert evaluate`: a direction model's metrics on a prepared, labelled dataset, with LineFit on the same events
+beside it in every table and plot. Writes metrics.json and PNG plots."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .linefit import line_fit
+from .metrics import angles_to_unit_vector, opening_angle
+from .prediction import load_direction_model, predict_directions
+
+RANDOM_GUESS = math.pi / 2  # mean opening angle of a random direction
+PULSE_COUNT_BINS = (0, 20, 40, 60, 100, 200, 500, 1_000_000)
+
+
+def angle_summary(angles: np.ndarray) -> dict:
+    """The Kaggle metric (mean) and the robust figures physicists quote, in radians."""
+    if len(angles) == 0:
+        return {"events": 0}
+    return {
+        "events": int(len(angles)),
+        "mean": float(np.mean(angles)),
+        "median": float(np.median(angles)),
+        "quantile_68": float(np.quantile(angles, 0.68)),
+    }
+
+
+def flat_pulses(dataset) -> tuple[np.ndarray, ...]:
+    """(sensor_id, time, charge, auxiliary, offsets) of a dataset's events as flat numpy arrays, from Arrow."""
+    table = dataset.with_format("arrow")[:]
+    columns = []
+    for name in ("sensor_id", "time", "charge", "auxiliary"):
+        lists = table.column(name).combine_chunks()
+        if isinstance(lists, pa.ChunkedArray):  # an empty table
+            lists = pa.concat_arrays(lists.chunks) if lists.num_chunks else pa.array([], lists.type)
+        offsets = lists.offsets.to_numpy()
+        columns.append(lists.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy(zero_copy_only=False))
+    return (*columns, offsets - offsets[0])
+
+
+def breakdowns(table: dict[str, np.ndarray], model_angles: np.ndarray, linefit_angles: np.ndarray) -> dict:
+    """The metrics of both methods on subsets: pulse-count bins (the energy proxy), up- vs down-going, and track vs
+    cascade where the simulator's truth says which."""
+    subsets = {}
+    n_pulses = table["n_pulses"]
+    for low, high in zip(PULSE_COUNT_BINS[:-1], PULSE_COUNT_BINS[1:]):
+        subsets[f"n_pulses {low}-{high - 1}" if high < PULSE_COUNT_BINS[-1] else f"n_pulses >= {low}"] = (
+            (n_pulses >= low) & (n_pulses < high)
+        )
+    # Zenith above pi/2: the neutrino came from below, through the Earth.
+    subsets["up-going"] = table["zenith"] > math.pi / 2
+    subsets["down-going"] = table["zenith"] <= math.pi / 2
+    if "is_track" in table:
+        subsets["track"] = table["is_track"].astype(bool)
+        subsets["cascade"] = ~table["is_track"].astype(bool)
+    return {
+        name: {"model": angle_summary(model_angles[mask]), "linefit": angle_summary(linefit_angles[mask])}
+        for name, mask in subsets.items()
+        if mask.any()
+    }
+
+
+def kappa_calibration(kappa: np.ndarray, angles: np.ndarray, bins: int = 10) -> dict:
+    """How well the vMF concentration predicts the error. For a 3-D vMF law with large kappa the angular error is
+    Rayleigh-distributed with sigma = 1/sqrt(kappa), so its median is sqrt(2 ln 2 / kappa)."""
+    edges = np.quantile(kappa, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, kappa, side="right") - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        selected = which == b
+        if selected.any():
+            median_kappa = float(np.median(kappa[selected]))
+            rows.append({
+                "median_kappa": median_kappa,
+                "expected_median_angle": float(math.sqrt(2 * math.log(2) / median_kappa)),
+                "measured_median_angle": float(np.median(angles[selected])),
+                "events": int(selected.sum()),
+            })
+    rank_kappa, rank_angle = np.argsort(np.argsort(kappa)), np.argsort(np.argsort(angles))
+    spearman = float(np.corrcoef(rank_kappa, rank_angle)[0, 1]) if len(kappa) > 1 else float("nan")
+    return {"bins": rows, "spearman_kappa_vs_angle": spearman}
+
+
+def plot_report(out_dir: Path, model_angles, linefit_angles, metrics: dict) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    figure, axis = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, math.pi, 46)
+    axis.hist(model_angles, bins=bins, histtype="step", lw=2, label=f"PolarBERT (mean {np.mean(model_angles):.3f})")
+    axis.hist(linefit_angles, bins=bins, histtype="step", lw=2, label=f"LineFit (mean {np.mean(linefit_angles):.3f})")
+    axis.axvline(RANDOM_GUESS, color="grey", ls=":", label="random guess (mean)")
+    axis.set(xlabel="opening angle [rad]", ylabel="events", title="Direction error")
+    axis.legend()
+    written.append(out_dir / "opening_angle_histogram.png")
+    figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
+
+    rows = [(name, parts) for name, parts in metrics["breakdowns"].items() if name.startswith("n_pulses")]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    positions = np.arange(len(rows))
+    for offset, method, label in [(-0.2, "model", "PolarBERT"), (0.2, "linefit", "LineFit")]:
+        axis.bar(positions + offset, [parts[method]["mean"] for _, parts in rows], width=0.4, label=label)
+    axis.axhline(RANDOM_GUESS, color="grey", ls=":", label="random guess")
+    axis.set_xticks(positions, [name.replace("n_pulses ", "") for name, _ in rows], rotation=30)
+    axis.set(xlabel="pulses in the event", ylabel="mean opening angle [rad]", title="Error against pulse count")
+    axis.legend()
+    written.append(out_dir / "opening_angle_by_pulse_count.png")
+    figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
+
+    if "kappa_calibration" in metrics:
+        calibration = metrics["kappa_calibration"]["bins"]
+        figure, axis = plt.subplots(figsize=(5, 4))
+        expected = [row["expected_median_angle"] for row in calibration]
+        axis.plot(expected, [row["measured_median_angle"] for row in calibration], "o-", label="measured")
+        limit = max(expected + [row["measured_median_angle"] for row in calibration])
+        axis.plot([0, limit], [0, limit], color="grey", ls=":", label="perfect calibration")
+        axis.set(xlabel="median angle expected from kappa [rad]", ylabel="measured median angle [rad]",
+                 title="vMF uncertainty calibration")
+        axis.legend()
+        written.append(out_dir / "kappa_calibration.png")
+        figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
+    return written
+
+
+def format_table(metrics: dict) -> str:
+    lines = ["| events | PolarBERT mean | LineFit mean | PolarBERT median | LineFit median |", "|---|---|---|---|---|"]
+    for name, parts in {"all": metrics["overall"], **metrics["breakdowns"]}.items():
+        model, linefit = parts["model"], parts["linefit"]
+        lines.append(f"| {name} ({model['events']}) | {model['mean']:.3f} | {linefit['mean']:.3f} | "
+                     f"{model['median']:.3f} | {linefit['median']:.3f} |")
+    return "\n".join(lines)
+
+
+def evaluate_model(
+    model_path: str, dataset_path: str, out_dir: str, batch_size: int = 256, max_events: int | None = None,
+    all_pulses: bool = False, progress: bool = True,
+) -> dict:
+    """Evaluate a PolarBertForDirection folder on a labelled prepared dataset; write metrics.json and plots."""
+    from .training import load_prepared_dataset
+
+    dataset = load_prepared_dataset(dataset_path, require_labels=True)
+    if max_events is not None:
+        dataset = dataset.select(range(min(max_events, len(dataset))))
+    if len(dataset) == 0:
+        raise ValueError(f"{dataset_path} holds no events")
+    model = load_direction_model(model_path)
+    predictions = predict_directions(model, dataset, batch_size, all_pulses=all_pulses, progress=progress)
+
+    columns = ["event_id", "n_pulses", "azimuth", "zenith"] + (["is_track"] if "is_track" in dataset.column_names else [])
+    table = {name: np.asarray(dataset.with_format("numpy")[name]) for name in columns}
+    truth = angles_to_unit_vector(table["azimuth"], table["zenith"])
+    model_angles = opening_angle(truth, predictions["direction"])
+    linefit_angles = opening_angle(truth, line_fit(*flat_pulses(dataset)))
+
+    metrics = {
+        "model": str(model_path),
+        "dataset": str(dataset_path),
+        "all_pulses": all_pulses,
+        "random_guess_mean": RANDOM_GUESS,
+        "overall": {"model": angle_summary(model_angles), "linefit": angle_summary(linefit_angles)},
+        "breakdowns": breakdowns(table, model_angles, linefit_angles),
+    }
+    if predictions["kappa"] is not None:
+        metrics["kappa_calibration"] = kappa_calibration(predictions["kappa"], model_angles)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics["plots"] = [str(path) for path in plot_report(out, model_angles, linefit_angles, metrics)]
+    print(format_table(metrics))
+    print(f"random guess: {RANDOM_GUESS:.3f} rad; metrics and plots in {out}")
+    return metrics

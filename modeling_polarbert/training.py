@@ -1,0 +1,297 @@
+"""What `scripts/pretrain.py` and `scripts/finetune.py` share: argument parsing from YAML + command line, loading a
+prepared dataset, the model config, a `Trainer` that samples batches by length from our Arrow fast path and logs the
+loss parts, and the evaluation metrics. Training itself is `transformers.Trainer`'s; nothing here loops over steps.
+"""
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import HfArgumentParser, Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from .configuration_polarbert import PolarBertConfig
+from .hub import write_model_card
+from .metrics import opening_angle
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A saved PolarBERT folder (or Hub id) to start from; none: a fresh model."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config values for a fresh model, or changes to a loaded one, e.g. "
+                  "'hidden_size=64,num_hidden_layers=2,num_attention_heads=4,intermediate_size=256'."},
+    )
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa, flash_attention_2, flex_attention"})
+    from_scratch: bool = field(
+        default=False, metadata={"help": "Take only the config of model_name_or_path; start from random weights."}
+    )
+    freeze_backbone: bool = field(default=False, metadata={"help": "Fine-tuning: train the direction head only."})
+
+
+@dataclass
+class DataArguments:
+    train_dataset: str = field(default="data/prepared/train", metadata={"help": "Folder written by `polarbert prepare`."})
+    eval_dataset: str | None = field(
+        default=None, metadata={"help": "Separate prepared folder for evaluation; none: the last eval_events of train."}
+    )
+    eval_events: int = field(default=2000, metadata={"help": "Events held out from train when no eval_dataset."})
+    max_train_events: int | None = field(default=None, metadata={"help": "Train on the first N events only."})
+    max_eval_events: int | None = field(default=None, metadata={"help": "Evaluate on the first N events only."})
+
+
+def parse_arguments(dataclass_types, argv: list[str] | None = None):
+    """`script.py [config.yaml] [--key value ...]`: the YAML file sets defaults, the command line overrides them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(dataclass_types)
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        path = Path(argv.pop(0))
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        values = yaml.safe_load(path.read_text()) or {}
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown argument(s) {unknown}")
+        parser.set_defaults(**values)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """'a=1,b=x,c=true' -> {'a': 1, 'b': 'x', 'c': True}, values read as YAML scalars."""
+    if not text:
+        return {}
+    overrides = {}
+    for item in text.split(","):
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise ValueError(f"config_overrides: expected key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def build_config(model_args: ModelArguments, **fixed) -> PolarBertConfig:
+    """The config of a fresh model, or that of `model_name_or_path` with the overrides applied."""
+    overrides = {**parse_config_overrides(model_args.config_overrides), **fixed}
+    if model_args.model_name_or_path:
+        config = PolarBertConfig.from_pretrained(model_args.model_name_or_path)
+        unknown = [key for key in overrides if not hasattr(config, key)]
+        if unknown:
+            raise ValueError(f"config_overrides: unknown PolarBertConfig field(s) {unknown}")
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config
+    return PolarBertConfig(**overrides)
+
+
+def check_is_polarbert_folder(path: str) -> None:
+    """A clear error for a model folder that is not a PolarBERT model, before transformers gives a cryptic one."""
+    config_file = Path(path) / "config.json"
+    if Path(path).exists():
+        if not config_file.is_file():
+            raise ValueError(f"{path} is not a saved model: it has no config.json")
+        model_type = yaml.safe_load(config_file.read_text()).get("model_type")
+        if model_type != PolarBertConfig.model_type:
+            raise ValueError(f"{path} is not a PolarBERT model (model_type {model_type!r}, expected 'polarbert')")
+
+
+def load_prepared_dataset(path: str, require_labels: bool = False):
+    """A folder written by `polarbert prepare`, memory-mapped."""
+    import datasets
+
+    if not (Path(path) / "dataset_info.json").is_file() and not (Path(path) / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a dataset written by `polarbert prepare`")
+    dataset = datasets.load_from_disk(path)
+    if require_labels and not {"azimuth", "zenith"} <= set(dataset.column_names):
+        raise ValueError(f"{path} has no azimuth/zenith labels (a test split?): direction training needs labels")
+    return dataset
+
+
+def describe_training_data(data_args: DataArguments, train_dataset) -> str:
+    """One line for the model card: where the training events came from and how many there were."""
+    return f"{len(train_dataset):,} events from `{data_args.train_dataset}` (a dataset written by `polarbert prepare`)."
+
+
+def split_train_eval(data_args: DataArguments, require_labels: bool = False):
+    """(train, eval) `datasets.Dataset`s from the data arguments."""
+    train = load_prepared_dataset(data_args.train_dataset, require_labels)
+    if data_args.eval_dataset:
+        evaluation = load_prepared_dataset(data_args.eval_dataset, require_labels)
+    else:
+        if len(train) <= data_args.eval_events:
+            raise ValueError(
+                f"{data_args.train_dataset} holds {len(train)} events, not more than eval_events={data_args.eval_events}"
+            )
+        evaluation = train.select(range(len(train) - data_args.eval_events, len(train)))
+        train = train.select(range(len(train) - data_args.eval_events))
+    if data_args.max_train_events is not None:
+        train = train.select(range(min(data_args.max_train_events, len(train))))
+    if data_args.max_eval_events is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_events, len(evaluation))))
+    return train, evaluation
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """A loss that turns NaN or inf stops the run with a message instead of training on garbage."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss} at step {state.global_step}; stopping. The last checkpoint in "
+                f"{args.output_dir} is intact: lower the learning rate or check the data, then resume from it."
+            )
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Trainer's length-grouped sampler, with its order a function of (seed, epoch) alone. Trainer calls
+    `set_epoch` at every epoch, also when it resumes from a checkpoint, so a resumed run sees the batches of an
+    uninterrupted one."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed + epoch)
+
+
+class PolarBertTrainer(Trainer):
+    """`Trainer` with three additions:
+
+    - length-grouped batches (training and evaluation) read their lengths from our Arrow fast-path dataset
+      (`as_training_dataset`), because Trainer only knows how to read them from a `datasets.Dataset` column;
+    - evaluation and prediction may use their own collator (`eval_data_collator`): a deterministic one selects and
+      masks the same pulses of an event at every evaluation, so eval metrics are comparable between steps;
+    - the training log carries the loss parts a PolarBERT output reports (masked-DOM CE, charge MSE).
+    """
+
+    LOSS_PARTS = ("masked_dom_loss", "charge_loss")
+
+    def __init__(self, *args, eval_data_collator=None, training_data: str = "Not recorded.", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_data_collator = eval_data_collator
+        self.training_data = training_data
+        self._loss_part_sums = {}
+        self._loss_part_steps = 0
+
+    def _save(self, output_dir=None, state_dict=None):
+        """Save as Trainer does, but the training arguments as JSON instead of a pickle (training_args.bin)."""
+        super()._save(output_dir, state_dict)
+        output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
+        (output_dir / "training_args.bin").unlink(missing_ok=True)
+        (output_dir / "training_args.json").write_text(self.args.to_json_string())
+
+    def create_model_card(self, *args, **kwargs):
+        """Our card (README.md with Hub metadata and the last evaluation) instead of Trainer's generic one; also
+        what `push_to_hub` uploads."""
+        if not self.is_world_process_zero():
+            return
+        evaluations = [entry for entry in self.state.log_history if any(key.startswith("eval_") for key in entry)]
+        metrics = {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")} if evaluations else None
+        write_model_card(
+            self.args.output_dir, self.accelerator.unwrap_model(self.model), training_data=self.training_data,
+            metrics=metrics, repo_id=self.args.hub_model_id,
+        )
+
+    def _with_eval_collator(self, build_dataloader, dataset):
+        if self.eval_data_collator is None:
+            return build_dataloader(dataset)
+        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return build_dataloader(dataset)
+        finally:
+            self.data_collator = train_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "lengths"):
+            return EpochSeededLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=[int(length) for length in dataset.lengths],
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.train_sampling_strategy == "group_by_length" and hasattr(eval_dataset, "lengths"):
+            return EpochSeededLengthGroupedSampler(
+                self.args.eval_batch_size,
+                lengths=[int(length) for length in eval_dataset.lengths],
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
+        return super()._get_eval_sampler(eval_dataset)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:
+            for name in self.LOSS_PARTS:
+                part = outputs.get(name) if isinstance(outputs, dict) else None
+                if part is not None:
+                    self._loss_part_sums[name] = self._loss_part_sums.get(name, 0.0) + part.detach().float()
+            self._loss_part_steps += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs and self._loss_part_steps:
+            for name, total in self._loss_part_sums.items():
+                logs[name] = round(float(total) / self._loss_part_steps, 4)
+            self._loss_part_sums, self._loss_part_steps = {}, 0
+        super().log(logs, *args, **kwargs)
+
+
+# ---- evaluation metrics (Trainer's preprocess_logits_for_metrics + compute_metrics) --------------------------
+
+
+def preprocess_pretraining_logits(outputs, labels):
+    """Reduce each eval batch to what the metrics need: per-masked-pulse cross-entropy and hit, and the charge
+    prediction. Keeping the (pulses x 5,160) logits for the whole eval set would not fit in memory."""
+    logits, charge_prediction = outputs[0], outputs[1]
+    dom_labels = labels[0] if isinstance(labels, (tuple, list)) else labels
+    masked = dom_labels != -100
+    masked_logits = logits if logits.dim() == 2 else logits[masked]  # sparse_prediction gives masked rows only
+    targets = dom_labels[masked]
+    cross_entropy = torch.nn.functional.cross_entropy(masked_logits.float(), targets, reduction="none")
+    hits = (masked_logits.argmax(dim=-1) == targets).float()
+    return cross_entropy, hits, charge_prediction
+
+
+def compute_pretraining_metrics(eval_prediction) -> dict:
+    cross_entropy, hits, charge_prediction = eval_prediction.predictions
+    labels = eval_prediction.label_ids
+    metrics = {
+        "masked_dom_cross_entropy": float(np.mean(cross_entropy)),
+        "masked_dom_accuracy": float(np.mean(hits)),
+    }
+    if isinstance(labels, (tuple, list)) and len(labels) > 1:  # label_names = ["labels", "total_charge"]
+        metrics["charge_mse"] = float(np.mean((charge_prediction - labels[1]) ** 2))
+    return metrics
+
+
+def compute_direction_metrics(eval_prediction) -> dict:
+    predictions = eval_prediction.predictions
+    direction = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+    angles = opening_angle(eval_prediction.label_ids, direction)
+    return {
+        "mean_opening_angle": float(np.mean(angles)),
+        "median_opening_angle": float(np.median(angles)),
+    }
+
+
+def freeze_backbone(model) -> None:
+    for parameter in model.polarbert.parameters():
+        parameter.requires_grad_(False)

@@ -1,0 +1,285 @@
+"""Training, evaluation and prediction: the scripts end to end at a size of seconds, resume, Hub folder, bad input."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, EvalPrediction
+
+import modeling_polarbert  # noqa: F401
+from modeling_polarbert import PolarBertConfig, PolarBertForDirection
+from modeling_polarbert.evaluation import evaluate_model
+from modeling_polarbert.metrics import angles_to_unit_vector, mean_opening_angle_from_angles, opening_angle
+from modeling_polarbert.prediction import load_direction_model, predict_directions, predict_kaggle_dir
+from modeling_polarbert.preparation import prepare_kaggle
+from modeling_polarbert.simulation import simulate_kaggle_dir
+from modeling_polarbert.training import (
+    DataArguments,
+    ModelArguments,
+    StopOnNonFiniteLoss,
+    compute_pretraining_metrics,
+    parse_arguments,
+    preprocess_pretraining_logits,
+)
+from transformers import TrainingArguments
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import finetune  # noqa: E402
+import pretrain  # noqa: E402
+
+TINY = ["--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64",
+        "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64", "--save_strategy", "no",
+        "--eval_strategy", "no"]
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """A labelled Kaggle-layout directory of a few hundred simulated events and its prepared dataset."""
+    root = tmp_path_factory.mktemp("simulated")
+    simulate_kaggle_dir(root / "kaggle", n_events=500, seed=11, batch_size=200)
+    prepare_kaggle(root / "kaggle", root / "prepared", progress=False)
+    return root
+
+
+def run_pretrain(output_dir, dataset, *extra):
+    return pretrain.main([str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
+                          "--output_dir", str(output_dir), "--eval_events", "100", *TINY, *extra])
+
+
+def test_yaml_sets_defaults_and_the_command_line_overrides(tmp_path):
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataArguments, TrainingArguments),
+        [str(ROOT / "configs/finetune_tiny.yaml"), "--learning_rate", "0.5", "--output_dir", str(tmp_path)],
+    )
+    assert training_args.learning_rate == 0.5  # overridden
+    assert training_args.optim == "schedule_free_adamw"  # from the YAML file
+    assert data_args.train_dataset == "data/quickstart/prepared/train"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="unknown argument"):
+        parse_arguments((ModelArguments, DataArguments, TrainingArguments), [str(bad)])
+
+
+def test_pretraining_metrics_count_masked_pulses_only():
+    labels = torch.tensor([[3, -100, 1], [-100, 2, -100]])
+    logits = torch.full((2, 3, 5), -10.0)
+    logits[0, 0, 3] = 10.0  # right
+    logits[0, 2, 4] = 10.0  # wrong (label 1)
+    logits[1, 1, 2] = 10.0  # right
+    logits[1, 0, 0] = 10.0  # unmasked: must not count
+    charge = torch.tensor([1.0, 2.0])
+    cross_entropy, hits, charge_prediction = preprocess_pretraining_logits(
+        (logits, charge), (labels, torch.tensor([1.5, 2.0]))
+    )
+    metrics = compute_pretraining_metrics(EvalPrediction(
+        predictions=(cross_entropy.numpy(), hits.numpy(), charge_prediction.numpy()),
+        label_ids=(labels.numpy(), np.array([1.5, 2.0])),
+    ))
+    assert metrics["masked_dom_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["charge_mse"] == pytest.approx(0.125)
+    expected = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
+    assert metrics["masked_dom_cross_entropy"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_pretraining_lowers_the_masked_dom_loss(simulated, tmp_path):
+    metrics = run_pretrain(tmp_path / "run", simulated / "prepared", "--max_steps", "30", "--learning_rate", "3e-3")
+    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["masked_dom_loss"] for entry in history if "masked_dom_loss" in entry]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+    assert {"eval_masked_dom_cross_entropy", "eval_masked_dom_accuracy", "eval_charge_mse"} <= metrics.keys()
+    assert metrics["eval_masked_dom_cross_entropy"] < math.log(5160)  # better than uniform over the DOMs
+    assert type(AutoModel.from_pretrained(tmp_path / "run")).__name__ == "PolarBertModel"
+
+
+def test_resume_from_checkpoint_gives_the_uninterrupted_result(simulated, tmp_path):
+    common = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3", "--learning_rate", "3e-3"]
+    run_pretrain(tmp_path / "whole", simulated / "prepared", *common)
+    # A run stopped after step 3 is a folder holding checkpoint-3; resume it.
+    shutil.copytree(tmp_path / "whole" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    run_pretrain(tmp_path / "resumed", simulated / "prepared", *common,
+                 "--resume_from_checkpoint", str(tmp_path / "resumed" / "checkpoint-3"))
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.allclose(whole[name], resumed[name], atol=1e-6), name
+    interrupted = load_file(tmp_path / "whole" / "checkpoint-3" / "model.safetensors")
+    assert not all(torch.equal(interrupted[name], whole[name]) for name in whole)  # steps 4-6 did change it
+
+
+def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
+    run_pretrain(tmp_path / "pretrained", simulated / "prepared", "--max_steps", "2")
+    args = [str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+            "--eval_dataset", str(simulated / "prepared"), "--max_train_events", "100", "--max_eval_events", "50",
+            "--model_name_or_path", str(tmp_path / "pretrained"), "--max_steps", "3", "--save_strategy", "no",
+            "--eval_strategy", "no"]
+    metrics = finetune.main([*args, "--output_dir", str(tmp_path / "from_pretrained")])
+    assert 0 < metrics["eval_mean_opening_angle"] < math.pi
+    finetune.main([*args, "--output_dir", str(tmp_path / "from_scratch"), "--from_scratch", "true"])
+    pretrained = load_file(tmp_path / "pretrained" / "model.safetensors")
+    # Fine-tuned weights moved away from the pretrained ones by few steps; the scratch twin started elsewhere.
+    start = pretrained["polarbert.embeddings.dom_embeddings.weight"]
+    tuned = load_file(tmp_path / "from_pretrained" / "model.safetensors")["polarbert.embeddings.dom_embeddings.weight"]
+    scratch = load_file(tmp_path / "from_scratch" / "model.safetensors")["polarbert.embeddings.dom_embeddings.weight"]
+    assert (tuned - start).abs().mean() < (scratch - start).abs().mean()
+    card = (tmp_path / "from_pretrained" / "README.md").read_text()
+    assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
+
+
+def test_evaluate_matches_a_direct_computation_and_predict(simulated, tmp_path):
+    torch.manual_seed(0)
+    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             direction_loss="vmf")
+    PolarBertForDirection(config).save_pretrained(tmp_path / "model")
+    metrics = evaluate_model(str(tmp_path / "model"), str(simulated / "prepared"), str(tmp_path / "report"),
+                             batch_size=64, progress=False)
+
+    import datasets
+
+    dataset = datasets.load_from_disk(str(simulated / "prepared"))
+    predicted = predict_directions(load_direction_model(str(tmp_path / "model")), dataset, batch_size=37,
+                                   progress=False)
+    truth = angles_to_unit_vector(np.asarray(dataset["azimuth"]), np.asarray(dataset["zenith"]))
+    assert metrics["overall"]["model"]["mean"] == pytest.approx(np.mean(opening_angle(truth, predicted["direction"])))
+    assert metrics["overall"]["model"]["events"] == len(dataset)
+    assert 0.5 < metrics["overall"]["linefit"]["mean"] < 1.5  # LineFit is far from random on the simulation
+    assert {"track", "cascade", "up-going", "down-going"} <= metrics["breakdowns"].keys()
+    assert "kappa_calibration" in metrics
+    for name in ["metrics.json", "opening_angle_histogram.png", "opening_angle_by_pulse_count.png",
+                 "kappa_calibration.png"]:
+        assert (tmp_path / "report" / name).stat().st_size > 0, name
+
+    # predict over the Kaggle files gives the same metric as evaluate, event by event in meta order.
+    predict_kaggle_dir(str(tmp_path / "model"), str(simulated / "kaggle"), str(tmp_path / "submission.csv"),
+                       split="train", batch_size=50, progress=False)
+    submission = pd.read_csv(tmp_path / "submission.csv")
+    meta = pd.read_parquet(simulated / "kaggle" / "train_meta.parquet")
+    assert list(submission.columns) == ["event_id", "azimuth", "zenith"]
+    assert submission["event_id"].tolist() == meta["event_id"].tolist()
+    score = mean_opening_angle_from_angles(meta["azimuth"], meta["zenith"], submission["azimuth"], submission["zenith"])
+    assert score == pytest.approx(metrics["overall"]["model"]["mean"], abs=1e-5)
+
+
+def test_predict_rejects_missing_batches_and_writes_nothing(simulated, tmp_path):
+    PolarBertForDirection(PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                          intermediate_size=64)).save_pretrained(tmp_path / "model")
+    broken = tmp_path / "kaggle"
+    shutil.copytree(simulated / "kaggle", broken)
+    victim = sorted((broken / "train").glob("batch_*.parquet"))[-1]
+    victim.unlink()
+    with pytest.raises(FileNotFoundError, match=victim.name):
+        predict_kaggle_dir(str(tmp_path / "model"), str(broken), str(tmp_path / "out.csv"), split="train",
+                           progress=False)
+    assert not list(tmp_path.glob("out.csv*"))
+
+
+def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
+    # A folder that is not a PolarBERT model.
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/finetune.py"), str(ROOT / "configs/finetune_tiny.yaml"),
+         "--model_name_or_path", str(tmp_path / "bert"), "--train_dataset", str(simulated / "prepared"),
+         "--eval_dataset", str(simulated / "prepared"), "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 2 and "is not a PolarBERT model" in result.stderr
+    # A dataset without labels given to fine-tuning.
+    simulate_kaggle_dir(tmp_path / "test_split", n_events=50, seed=3, split="test")
+    prepare_kaggle(tmp_path / "test_split", tmp_path / "unlabelled", split="test", progress=False)
+    with pytest.raises(ValueError, match="no azimuth/zenith labels"):
+        finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "unlabelled"),
+                       "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(FileNotFoundError, match="not a dataset"):
+        finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "nowhere"),
+                       "--output_dir", str(tmp_path / "out")])
+
+
+def test_a_non_finite_loss_stops_the_run():
+    state = SimpleNamespace(global_step=17)
+    callback = StopOnNonFiniteLoss()
+    callback.on_log(SimpleNamespace(output_dir="x"), state, None, logs={"loss": 1.5})
+    with pytest.raises(FloatingPointError, match="step 17"):
+        callback.on_log(SimpleNamespace(output_dir="x"), state, None, logs={"loss": float("nan")})
+
+
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import sys
+    sys.modules["modeling_polarbert"] = None  # a clean process: the installed package cannot be imported
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    backbone = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
+    direction = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
+    print(type(backbone).__name__, type(direction).__name__)
+    """
+)
+
+
+def test_push_to_hub_uploads_a_complete_loadable_folder(simulated, tmp_path, monkeypatch):
+    import transformers.trainer
+
+    uploaded = {}
+
+    class OfflineHub:
+        def create_repo(self, repo_id, **kwargs):
+            return SimpleNamespace(repo_id=repo_id)
+
+        def upload_folder(self, repo_id, folder_path, ignore_patterns=(), **kwargs):
+            uploaded["repo_id"] = repo_id
+            shutil.copytree(folder_path, tmp_path / "uploaded", ignore=shutil.ignore_patterns(*ignore_patterns))
+
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: OfflineHub())
+    finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+                   "--eval_dataset", str(simulated / "prepared"), "--max_eval_events", "50", "--max_steps", "2",
+                   "--output_dir", str(tmp_path / "run"), "--push_to_hub", "true",
+                   "--hub_model_id", "icecube/polarbert-test", *TINY])
+    assert uploaded["repo_id"] == "icecube/polarbert-test"
+    folder = tmp_path / "uploaded"
+    names = set(os.listdir(folder))
+    assert {"config.json", "model.safetensors", "modeling_polarbert.py", "configuration_polarbert.py",
+            "README.md"} <= names
+    assert not any(name.endswith((".bin", ".pt", ".pth")) for name in names)
+    config = json.loads((folder / "config.json").read_text())
+    assert {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"} <= config["auto_map"].keys()
+    card = (folder / "README.md").read_text()
+    assert "library_name: transformers" in card and "icecube/polarbert-test" in card
+    (tmp_path / "load.py").write_text(REMOTE_LOAD)
+    result = subprocess.run([sys.executable, str(tmp_path / "load.py"), str(folder)], cwd=tmp_path, timeout=300,
+                            capture_output=True, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["PolarBertModel", "PolarBertForDirection"]
+
+
+def test_quickstart_pipeline_at_a_small_size(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/quickstart.py"), "--small", "--out", str(tmp_path / "runs"),
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    row = results["rows"][0]
+    for name in ("pretrained", "scratch", "linefit"):
+        assert 0 < row[name] < math.pi, name
+    assert row["linefit"] < 1.4  # LineFit on the simulation is far from random
+    assert "| labelled events | pretrained | from scratch | LineFit | random |" in result.stdout
+    assert (tmp_path / "runs" / "sample_efficiency.png").stat().st_size > 0
+    model = tmp_path / "runs" / "pretrained_300"
+    assert type(AutoModel.from_pretrained(model)).__name__ == "PolarBertModel"
+    assert "library_name: transformers" in (model / "README.md").read_text()
+    submission = pd.read_csv(tmp_path / "runs" / "submission.csv")
+    meta = pd.read_parquet(tmp_path / "data" / "kaggle_test" / "test_meta.parquet")
+    assert submission["event_id"].tolist() == meta["event_id"].tolist()
