@@ -1,0 +1,226 @@
+"""LineFit: IceCube's classic first-guess direction, the baseline every evaluation shows beside the model.
+
+LineFit (Stenger 1990; AMANDA, Ahrens et al. 2004, NIM A 524, 169) pretends the light moves through the detector
+as a plane wave at a constant velocity and fits the pulse positions against their times by least squares,
+
+    r_i = r0 + v * t_i,    minimising  sum_i w_i |r_i - r0 - v t_i|^2,
+
+with the closed form v = sum_i w_i (t_i - <t>) r_i / sum_i w_i (t_i - <t>)^2 (weighted means <.>). The particle
+moves along v, so the direction the neutrino came from (Kaggle convention) is d = -v / |v|. Here the weights
+are the pulse charges, and only the primary pulses (auxiliary = False, the HLC pulses, mostly signal) are used
+when an event has at least `min_primary` of them; otherwise all its pulses are.
+
+Degenerate events (one pulse, all pulses at one time, zero total charge, or an empty event) have no time
+spread to fit; they get the fixed direction `FALLBACK_DIRECTION` (zenith 0), never NaN.
+
+Everything is vectorised over flat pulse arrays with event offsets (np.bincount per event), no loop per event.
+On the Kaggle data LineFit scores 1.214 rad (mean opening angle); docs/simulator.md has its score on the
+simulator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .geometry import NUM_DOMS, load_sensor_geometry
+from .metrics import angles_to_unit_vector, opening_angle, unit_vector_to_angles
+
+MIN_PRIMARY_PULSES = 4  # fewer HLC pulses than this: fit all pulses (a line through 2-3 points is too noisy)
+FALLBACK_DIRECTION = np.array([0.0, 0.0, 1.0])  # degenerate events: zenith 0 (down-going, the commonest in data)
+PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
+
+
+def line_fit(sensor_id, time, charge, auxiliary, offsets, geometry=None, min_primary: int = MIN_PRIMARY_PULSES) -> np.ndarray:
+    """LineFit directions of N events given as flat pulse arrays.
+
+    Args:
+        sensor_id, time, charge, auxiliary: (P,) arrays of all pulses, events one after another.
+        offsets: (N + 1,) int, event k's pulses are rows offsets[k] .. offsets[k + 1] - 1; offsets[0] == 0 and
+            offsets[-1] == P.
+        geometry: (5160, 3) DOM positions in metres; default the shipped sensor_geometry.csv.
+        min_primary: use only auxiliary=False pulses in events with at least this many of them.
+    Returns:
+        (N, 3) float64 unit vectors: the direction each neutrino came from (Kaggle convention).
+    """
+    sensor_id = np.asarray(sensor_id)
+    time = np.asarray(time, dtype=np.float64)
+    charge = np.asarray(charge, dtype=np.float64)
+    auxiliary = np.asarray(auxiliary, dtype=bool)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    _check_flat_pulses(sensor_id, time, charge, auxiliary, offsets)
+    positions = load_sensor_geometry() if geometry is None else np.asarray(geometry, dtype=np.float64)
+    n_events = len(offsets) - 1
+    event = np.repeat(np.arange(n_events), np.diff(offsets))  # (P,) event of each pulse
+
+    def per_event(values):
+        return np.bincount(event, weights=values, minlength=n_events)
+
+    primary = ~auxiliary
+    use_primary_only = per_event(primary.astype(np.float64)) >= min_primary
+    weight = charge * np.where(use_primary_only[event], primary, True)
+
+    total = per_event(weight)
+    safe_total = np.where(total > 0, total, 1.0)
+    dt = time - (per_event(weight * time) / safe_total)[event]  # time relative to the weighted mean time
+    spread = per_event(weight * dt * dt)  # sum w (t - <t>)^2
+    xyz = positions[sensor_id]  # (P, 3)
+    # sum w (t - <t>) r = sum w (t - <t>)(r - <r>), since sum w (t - <t>) = 0
+    velocity = np.stack([per_event(weight * dt * xyz[:, k]) for k in range(3)], axis=1) / np.where(spread > 0, spread, 1.0)[:, None]
+    speed = np.linalg.norm(velocity, axis=1)
+    fitted = (total > 0) & (spread > 0) & (speed > 0) & np.isfinite(speed)
+    direction = np.tile(FALLBACK_DIRECTION, (n_events, 1))
+    direction[fitted] = -velocity[fitted] / speed[fitted, None]
+    return direction
+
+
+def _check_flat_pulses(sensor_id, time, charge, auxiliary, offsets):
+    n = len(time)
+    if not (len(sensor_id) == n == len(charge) == len(auxiliary)):
+        raise ValueError(
+            f"line_fit: sensor_id, time, charge, auxiliary must have one length; got "
+            f"{len(sensor_id)}, {n}, {len(charge)}, {len(auxiliary)}"
+        )
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"line_fit: offsets must rise from 0 to the number of pulses ({n}), one more entry than events")
+    if n and (sensor_id.min() < 0 or sensor_id.max() >= NUM_DOMS):
+        raise ValueError(f"line_fit: sensor_id must lie in 0..{NUM_DOMS - 1}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A Kaggle-layout directory
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _read_meta(kaggle_dir: Path, split: str) -> pd.DataFrame:
+    path = kaggle_dir / f"{split}_meta.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (is {kaggle_dir} a Kaggle-layout directory with a {split} split?)")
+    meta = pd.read_parquet(path)
+    missing = [c for c in ("batch_id", "event_id", "first_pulse_index", "last_pulse_index") if c not in meta.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    return meta
+
+
+def _read_labels(kaggle_dir: Path, split: str, meta: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-event labels (azimuth, zenith, and is_track when the simulator wrote it), in meta order, or None."""
+    if {"azimuth", "zenith"} <= set(meta.columns):
+        labels = meta
+    else:
+        truth_path = kaggle_dir / f"{split}_truth.parquet"
+        if not truth_path.exists():
+            return None
+        truth = pd.read_parquet(truth_path)
+        labels = meta[["event_id"]].merge(truth, on="event_id", how="left", validate="one_to_one")
+        if labels["azimuth"].isna().any():
+            missing = labels.loc[labels["azimuth"].isna(), "event_id"].iloc[0]
+            raise ValueError(f"{truth_path}: no label for event_id {missing} of {split}_meta.parquet")
+    columns = ["azimuth", "zenith"] + (["is_track"] if "is_track" in labels.columns else [])
+    return labels[columns].reset_index(drop=True)
+
+
+def _batch_offsets(path: Path, table, batch_meta: pd.DataFrame) -> np.ndarray:
+    """(N + 1,) offsets of the meta events in a batch file, checked against the file's event_id column."""
+    first = batch_meta["first_pulse_index"].to_numpy(np.int64)
+    last = batch_meta["last_pulse_index"].to_numpy(np.int64)
+    n_rows = table.num_rows
+    contiguous = len(first) > 0 and first[0] == 0 and last[-1] == n_rows - 1 and np.array_equal(first[1:], last[:-1] + 1)
+    if not contiguous or np.any(last < first):
+        raise ValueError(
+            f"{path}: the meta pulse indices do not tile the file's {n_rows} rows (first_pulse_index / "
+            "last_pulse_index must run contiguously from 0)"
+        )
+    event_ids = table.column("event_id").to_numpy()
+    expected = batch_meta["event_id"].to_numpy(np.int64)
+    bad = (event_ids[first] != expected) | (event_ids[last] != expected)
+    if bad.any():
+        raise ValueError(f"{path}: rows of event_id {expected[bad][0]} are not where the meta file says")
+    return np.append(first, n_rows)
+
+
+def _read_batch(path: Path):
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (listed in the meta file)")
+    table = pq.read_table(path)
+    missing = [c for c in ("event_id", *PULSE_COLUMNS) if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def linefit_kaggle_dir(kaggle_dir, split: str = "train", out=None, geometry=None, verbose: bool = True) -> dict:
+    """LineFit every event of a Kaggle-layout split, batch by batch.
+
+    Writes `out` (CSV: event_id, azimuth, zenith, one row per meta event, meta order) if given. When labels
+    exist (azimuth/zenith in the meta file, or `{split}_truth.parquet` beside it as the simulator writes for the
+    test split) it prints and returns the mean opening angle (the Kaggle metric), also by kind when the truth
+    says which events are tracks.
+
+    Returns:
+        dict with n_events and, with labels, mean_opening_angle (plus mean_opening_angle_tracks / _cascades).
+    """
+    kaggle_dir = Path(kaggle_dir)
+    if not kaggle_dir.is_dir():
+        raise FileNotFoundError(f"{kaggle_dir} is not a directory")
+    if geometry is None:
+        geometry_path = kaggle_dir / "sensor_geometry.csv"
+        geometry = load_sensor_geometry(geometry_path) if geometry_path.exists() else load_sensor_geometry()
+    meta = _read_meta(kaggle_dir, split)
+    labels = _read_labels(kaggle_dir, split, meta)
+
+    directions = np.empty((len(meta), 3))
+    for batch_id, rows in meta.groupby("batch_id", sort=False).indices.items():
+        path = kaggle_dir / split / f"batch_{batch_id}.parquet"
+        table = _read_batch(path)
+        offsets = _batch_offsets(path, table, meta.iloc[rows])
+        columns = {name: table.column(name).to_numpy() for name in PULSE_COLUMNS}
+        directions[rows] = line_fit(**columns, offsets=offsets, geometry=geometry)
+
+    azimuth, zenith = unit_vector_to_angles(directions)
+    if out is not None:
+        _write_csv_atomically(pd.DataFrame({"event_id": meta["event_id"], "azimuth": azimuth, "zenith": zenith}), Path(out))
+    metrics = {"n_events": int(len(meta))}
+    if labels is not None:
+        metrics.update(_score(directions, labels))
+    if verbose:
+        _print_metrics(metrics, split, out)
+    return metrics
+
+
+def _score(directions: np.ndarray, labels: pd.DataFrame) -> dict:
+    angle = opening_angle(angles_to_unit_vector(labels["azimuth"].to_numpy(), labels["zenith"].to_numpy()), directions)
+    scores = {"mean_opening_angle": float(angle.mean())}
+    if "is_track" in labels.columns:
+        track = labels["is_track"].to_numpy(bool)
+        for name, mask in (("tracks", track), ("cascades", ~track)):
+            scores[f"mean_opening_angle_{name}"] = float(angle[mask].mean()) if mask.any() else float("nan")
+            scores[f"n_{name}"] = int(mask.sum())
+    return scores
+
+
+def _print_metrics(metrics: dict, split: str, out):
+    line = f"LineFit on {metrics['n_events']:,} {split} events"
+    if "mean_opening_angle" in metrics:
+        line += f": mean opening angle {metrics['mean_opening_angle']:.4f} rad"
+        if "mean_opening_angle_tracks" in metrics:
+            line += (
+                f" (tracks {metrics['mean_opening_angle_tracks']:.4f}, "
+                f"cascades {metrics['mean_opening_angle_cascades']:.4f})"
+            )
+    else:
+        line += " (no labels: no score)"
+    print(line)
+    if out is not None:
+        print(f"wrote {out}")
+
+
+def _write_csv_atomically(frame: pd.DataFrame, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
