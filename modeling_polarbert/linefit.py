@@ -47,7 +47,7 @@ def line_fit(sensor_id, time, charge, auxiliary, offsets, geometry=None, min_pri
     Returns:
         (N, 3) float64 unit vectors: the direction each neutrino came from (Kaggle convention).
     """
-    sensor_id = np.asarray(sensor_id)
+    sensor_id = _as_sensor_ids(sensor_id)
     time = np.asarray(time, dtype=np.float64)
     charge = np.asarray(charge, dtype=np.float64)
     auxiliary = np.asarray(auxiliary, dtype=bool)
@@ -76,6 +76,15 @@ def line_fit(sensor_id, time, charge, auxiliary, offsets, geometry=None, min_pri
     direction = np.tile(FALLBACK_DIRECTION, (n_events, 1))
     direction[fitted] = -velocity[fitted] / speed[fitted, None]
     return direction
+
+
+def _as_sensor_ids(sensor_id) -> np.ndarray:
+    sensor_id = np.asarray(sensor_id)
+    if sensor_id.dtype.kind not in "iu":
+        if np.any(sensor_id != np.round(sensor_id)):
+            raise ValueError("line_fit: sensor_id must hold whole numbers (DOM indices)")
+        sensor_id = sensor_id.astype(np.int64)
+    return sensor_id
 
 
 def _check_flat_pulses(sensor_id, time, charge, auxiliary, offsets):
