@@ -25,8 +25,8 @@ Two inputs are accepted, with identical results for the same draws:
 * the compact batch that `as_training_dataset(dataset)` gathers straight from the Arrow columns (the fast path
   for `Trainer`; see `PulseBatch`).
 
-Everything is vectorised over the whole batch (numpy on the concatenated pulses; a random key per pulse and one
-`lexsort` pick the subsets), with no Python loop over pulses.
+Everything is vectorised over the whole batch (numpy on the concatenated pulses: a random key per pulse and one
+sort pick the subsets, see `choose_random`), with no Python loop over events or pulses.
 """
 
 from __future__ import annotations
@@ -179,11 +179,39 @@ class _PulseCollator:
         return self._rng
 
     def _draws(self, batch: PulseBatch, pulses: np.ndarray, event_of_pulse: np.ndarray, salt: int) -> np.ndarray:
-        """One random sort key per pulse in `pulses` (flat indices; `event_of_pulse` their event)."""
+        """One uniform [0, 1) draw per pulse in `pulses` (flat indices; `event_of_pulse` their event)."""
         if self.deterministic:
             pulse_index = pulses - batch["pulse_offsets"][event_of_pulse]
-            return event_keyed_draws(batch["event_id"][event_of_pulse], pulse_index, salt + (self.seed or 0))
+            keys = event_keyed_draws(batch["event_id"][event_of_pulse], pulse_index, salt + (self.seed or 0))
+            return (keys >> np.uint64(11)) * 2.0**-53  # the top 53 bits as a float64 in [0, 1)
         return self._generator().random(len(pulses))
+
+    def choose_random(self, batch: PulseBatch, pool: np.ndarray, pool_event: np.ndarray, n_choose: np.ndarray,
+                      salt: int) -> np.ndarray:
+        """For each event e, `n_choose[e]` pulses of `pool` picked uniformly at random without replacement.
+
+        `pool` holds flat pulse indices grouped by event in ascending order, `pool_event` their events; returns
+        the chosen pulse indices, sorted. Each pool pulse draws a uniform key and an event keeps its `n_choose`
+        smallest keys. Only keys below a per-event threshold are sorted, set so that about
+        n_choose + 6 sqrt(n_choose) + 10 keys fall below it (an event left with fewer than n_choose sorts them
+        all). The smallest keys always lie below the threshold, so the result is exactly that of a full sort,
+        for a fraction of its cost on the long tail of events with thousands of pulses.
+        """
+        n_events = len(n_choose)
+        keys = self._draws(batch, pool, pool_event, salt)
+        pool_size = np.bincount(pool_event, minlength=n_events)
+        threshold = (n_choose + 6 * np.sqrt(n_choose) + 10) / np.maximum(pool_size, 1)
+        candidate = keys < threshold[pool_event]
+        n_candidates = np.bincount(pool_event[candidate], minlength=n_events)
+        short = n_candidates < n_choose
+        if short.any():
+            candidate |= short[pool_event]
+            n_candidates = np.bincount(pool_event[candidate], minlength=n_events)
+        candidates = np.flatnonzero(candidate)
+        # event index + key in [0, 1): one sort orders by event, then by key
+        order = np.argsort(pool_event[candidates] + keys[candidates], kind="stable")
+        chosen = _rank_within_groups(n_candidates) < np.repeat(n_choose, n_candidates)
+        return np.sort(pool[candidates[order][chosen]])
 
     def select_pulses(self, batch: PulseBatch) -> tuple[np.ndarray, np.ndarray]:
         """Down-sample: the flat indices of the kept pulses (grouped by event, in original order) and the
@@ -196,16 +224,19 @@ class _PulseCollator:
         too_long = np.zeros(len(counts), bool) if self.keep_all_pulses else counts > self.max_pulses
         if not too_long.any():
             return np.arange(offsets[-1], dtype=np.int64), offsets
-        # Only the long events are sorted: by event, then primary before auxiliary, then a random key. The first
-        # max_pulses of each event in that order are its selection.
-        long_pulses = concatenated_ranges(offsets[:-1][too_long], counts[too_long])
-        long_event = np.repeat(np.flatnonzero(too_long), counts[too_long])
-        keys = self._draws(batch, long_pulses, long_event, SELECTION_SALT)
-        order = np.lexsort((keys, batch["auxiliary"][long_pulses], long_event))
-        chosen = long_pulses[order][_rank_within_groups(counts[too_long]) < self.max_pulses]
-        kept = np.sort(np.concatenate([concatenated_ranges(offsets[:-1][~too_long], counts[~too_long]), chosen]))
+        event = np.repeat(np.arange(len(counts)), counts)
+        auxiliary = np.asarray(batch["auxiliary"], dtype=bool)
+        n_primary = counts - np.bincount(event[auxiliary], minlength=len(counts))
+        # A long event with more primaries than max_pulses draws max_pulses of them; any other long event keeps
+        # every primary and draws the rest from its auxiliary pulses. Short events keep everything.
+        draw_primaries = too_long & (n_primary >= self.max_pulses)
+        draw_auxiliary = too_long & ~draw_primaries
+        pool = np.flatnonzero(np.where(auxiliary, draw_auxiliary[event], draw_primaries[event]))
+        n_choose = np.select([draw_primaries, draw_auxiliary], [self.max_pulses, self.max_pulses - n_primary], 0)
+        keep = ~too_long[event] | (draw_auxiliary[event] & ~auxiliary)
+        keep[self.choose_random(batch, pool, event[pool], n_choose, SELECTION_SALT)] = True
         kept_counts = np.where(too_long, self.max_pulses, counts)
-        return kept, np.concatenate([[0], np.cumsum(kept_counts)])
+        return np.flatnonzero(keep), np.concatenate([[0], np.cumsum(kept_counts)])
 
     def _padded_length(self, kept_counts: np.ndarray) -> int:
         length = int(kept_counts.max()) if len(kept_counts) else 1
@@ -213,23 +244,29 @@ class _PulseCollator:
         return -(-length // multiple) * multiple
 
     def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
-        """dom_ids, features and attention_mask (B, L...) of the kept pulses, plus the (row, column) of each."""
+        """dom_ids, features and attention_mask (B, L, ...) of the kept pulses, and each kept pulse's slot
+        `row * L + column` in the flattened padded batch."""
         config = self.config
         kept_counts = np.diff(kept_offsets)
         n_events, length = len(kept_counts), self._padded_length(kept_counts)
-        row = np.repeat(np.arange(n_events), kept_counts)
-        column = _rank_within_groups(kept_counts)
+        slot = concatenated_ranges(np.arange(n_events) * length, kept_counts)
 
-        dom_ids = np.full((n_events, length), config.pad_token_id, dtype=np.int64)
-        dom_ids[row, column] = batch["sensor_id"][kept]
-        features = np.zeros((n_events, length, 3), dtype=np.float32)  # (batch, seq_len, 3)
-        features[row, column, 0] = (batch["time"][kept] - config.time_offset) / config.time_scale
-        features[row, column, 1] = np.log10(batch["charge"][kept]) / config.charge_scale
-        features[row, column, 2] = batch["auxiliary"][kept] - config.auxiliary_offset
-        attention_mask = np.zeros((n_events, length), dtype=np.int64)
-        attention_mask[row, column] = 1
-        return {"dom_ids": dom_ids, "features": features, "attention_mask": attention_mask, "_row": row,
-                "_column": column}
+        dom_ids = np.full(n_events * length, config.pad_token_id, dtype=np.int64)
+        dom_ids[slot] = batch["sensor_id"][kept]
+        pulse_features = np.empty((len(kept), 3), dtype=np.float32)
+        pulse_features[:, 0] = (batch["time"][kept] - config.time_offset) / config.time_scale
+        pulse_features[:, 1] = np.log10(batch["charge"][kept]) / config.charge_scale
+        pulse_features[:, 2] = batch["auxiliary"][kept] - config.auxiliary_offset
+        features = np.zeros((n_events * length, 3), dtype=np.float32)
+        features[slot] = pulse_features
+        attention_mask = np.zeros(n_events * length, dtype=np.int64)
+        attention_mask[slot] = 1
+        return {
+            "dom_ids": dom_ids.reshape(n_events, length),
+            "features": features.reshape(n_events, length, 3),  # (batch, seq_len, 3)
+            "attention_mask": attention_mask.reshape(n_events, length),
+            "_slot": slot,
+        }
 
 
 @dataclass
@@ -252,14 +289,14 @@ class PolarBertPretrainingCollator(_PulseCollator):
         batch = as_pulse_batch(features)
         kept, kept_offsets = self.select_pulses(batch)
         encoded = self._encode(batch, kept, kept_offsets)
-        masked = self.mask_positions(batch, kept, kept_offsets)  # indices into `kept`
-        row, column = encoded.pop("_row")[masked], encoded.pop("_column")[masked]
-        labels = np.full(encoded["dom_ids"].shape, IGNORE_INDEX, dtype=np.int64)
-        labels[row, column] = encoded["dom_ids"][row, column]
-        encoded["dom_ids"][row, column] = self.config.mask_token_id
+        slot = encoded.pop("_slot")[self.mask_positions(batch, kept, kept_offsets)]
+        dom_ids = encoded["dom_ids"].reshape(-1)  # a view: writing it writes encoded["dom_ids"]
+        labels = np.full(dom_ids.shape, IGNORE_INDEX, dtype=np.int64)
+        labels[slot] = dom_ids[slot]
+        dom_ids[slot] = self.config.mask_token_id
         return {
             **{name: torch.from_numpy(array) for name, array in encoded.items()},
-            "labels": torch.from_numpy(labels),
+            "labels": torch.from_numpy(labels.reshape(encoded["dom_ids"].shape)),
             "total_charge": torch.from_numpy(self.total_charge(batch)),
         }
 
@@ -274,13 +311,11 @@ class PolarBertPretrainingCollator(_PulseCollator):
         """Indices into `kept` of the pulses to mask: a random `masked_counts` of each event's primary pulses."""
         kept_counts = np.diff(kept_offsets)
         event_of_kept = np.repeat(np.arange(len(kept_counts)), kept_counts)
-        primary = np.flatnonzero(~batch["auxiliary"][kept])  # grouped by event, like `kept`
-        primary_event = event_of_kept[primary]
-        n_primary = np.bincount(primary_event, minlength=len(kept_counts))
-        n_masked = self.masked_counts(n_primary)
-        keys = self._draws(batch, kept[primary], primary_event, MASKING_SALT)
-        order = np.lexsort((keys, primary_event))
-        return np.sort(primary[order][_rank_within_groups(n_primary) < np.repeat(n_masked, n_primary)])
+        primary = np.flatnonzero(~np.asarray(batch["auxiliary"], dtype=bool)[kept])  # grouped by event
+        n_primary = np.bincount(event_of_kept[primary], minlength=len(kept_counts))
+        chosen = self.choose_random(batch, kept[primary], event_of_kept[primary], self.masked_counts(n_primary),
+                                    MASKING_SALT)
+        return np.searchsorted(kept, chosen)  # `kept` is sorted: flat pulse index -> position in `kept`
 
     @staticmethod
     def total_charge(batch: PulseBatch) -> np.ndarray:
@@ -301,7 +336,7 @@ class PolarBertDirectionCollator(_PulseCollator):
         batch = as_pulse_batch(features)
         kept, kept_offsets = self.select_pulses(batch)
         encoded = self._encode(batch, kept, kept_offsets)
-        del encoded["_row"], encoded["_column"]
+        del encoded["_slot"]
         output = {name: torch.from_numpy(array) for name, array in encoded.items()}
         if all(label in batch for label in LABEL_COLUMNS):
             directions = angles_to_unit_vector(batch["azimuth"], batch["zenith"]).astype(np.float32)
@@ -315,8 +350,8 @@ class PolarBertDirectionCollator(_PulseCollator):
 
 
 class _RecordBatchView:
-    """Zero-copy numpy views of one Arrow record batch: per-event columns, and each pulse column flattened with
-    offsets rebased to 0 (booleans stay bit-packed and are read bit by bit)."""
+    """Zero-copy numpy views of one Arrow record batch: per-event columns, and each pulse column flattened
+    (values of this record batch only; booleans stay bit-packed and are read bit by bit)."""
 
     def __init__(self, record_batch, label_columns: tuple[str, ...]):
         self.scalars = {name: record_batch.column(name).to_numpy(zero_copy_only=False)
@@ -334,21 +369,11 @@ class _RecordBatchView:
                 raise ValueError(f"column {name!r} has list lengths unlike 'sensor_id'")
             flat = lists.flatten()  # zero-copy slice of the values when there are no nulls
             if name == "auxiliary":
-                self.bits = np.frombuffer(flat.buffers()[1], dtype=np.uint8)
-                self.bit_offset = flat.offset
+                self.auxiliary_bytes = np.frombuffer(flat.buffers()[1], dtype=np.uint8)
+                self.auxiliary_bit_offset = flat.offset
             else:
                 self.values[name] = flat.to_numpy()
-        self.offsets = offsets.astype(np.int64)
-
-    def gather(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The pulses of `rows` (local row numbers), concatenated, and their counts."""
-        starts = self.offsets[rows]
-        counts = self.offsets[rows + 1] - starts
-        flat = concatenated_ranges(starts, counts)
-        pulses = {name: values[flat] for name, values in self.values.items()}
-        bit = flat + self.bit_offset
-        pulses["auxiliary"] = ((self.bits[bit >> 3] >> (bit & 7).astype(np.uint8)) & 1).astype(bool)
-        return pulses, counts
+        self.offsets = offsets  # (rows + 1,) int32: the event's pulses in this record batch's flat values
 
 
 class PolarBertTrainingDataset(torch.utils.data.Dataset):
@@ -359,6 +384,9 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
 
     `lengths` (numpy, pulses per event) is for a length-grouped sampler: Trainer's `group_by_length` reads lengths
     only from a `datasets.Dataset`, so pass these to the sampler yourself.
+
+    Memory: besides the memory-mapped data it holds 8 bytes per event (where each event's pulses start and how
+    many there are), about 1 GB for the 130 M Kaggle events.
     """
 
     def __init__(self, dataset):
@@ -370,10 +398,14 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
         self.label_columns = tuple(LABEL_COLUMNS) if all(n in table.column_names for n in LABEL_COLUMNS) else ()
         table = table.select(["event_id", *PULSE_COLUMNS, *self.label_columns])
         # to_batches gives every column the same chunk boundaries (zero-copy)
-        self._record_batches = [b for b in table.to_batches() if b.num_rows]
-        sizes = np.array([b.num_rows for b in self._record_batches], dtype=np.int64)
+        record_batches = [b for b in table.to_batches() if b.num_rows]
+        self._views = [_RecordBatchView(b, self.label_columns) for b in record_batches]
+        sizes = np.array([b.num_rows for b in record_batches], dtype=np.int64)
         self._batch_starts = np.concatenate([[0], np.cumsum(sizes)])
-        self._views: list[_RecordBatchView | None] = [None] * len(self._record_batches)
+        # Per stored row: where its pulses start in its record batch's values, and how many there are.
+        offsets = [view.offsets for view in self._views]
+        self._pulse_start = np.concatenate([o[:-1] for o in offsets]) if offsets else np.zeros(0, np.int32)
+        self._pulse_count = np.concatenate([np.diff(o) for o in offsets]) if offsets else np.zeros(0, np.int32)
         # A shuffled/selected `datasets.Dataset` reads its rows through an indices mapping (`_indices`, stable
         # since datasets 1.x); the public alternative, flatten_indices(), would copy the whole dataset.
         indices = getattr(self.dataset, "_indices", None)
@@ -393,18 +425,8 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
     @property
     def lengths(self) -> np.ndarray:
         """Pulses per event (int64), in dataset order."""
-        table = self.dataset.data.table
-        if "n_pulses" in table.column_names:
-            lengths = table.column("n_pulses").to_numpy()
-        else:
-            lengths = pc.list_value_length(table.column("sensor_id")).to_numpy()
-        lengths = lengths.astype(np.int64)
+        lengths = self._pulse_count.astype(np.int64)
         return lengths if self._row_of_index is None else lengths[self._row_of_index]
-
-    def _view(self, i: int) -> _RecordBatchView:
-        if self._views[i] is None:
-            self._views[i] = _RecordBatchView(self._record_batches[i], self.label_columns)
-        return self._views[i]
 
     def __getitem__(self, index: int) -> dict:
         """One event as a row dict of numpy arrays (what the collators accept in a list)."""
@@ -414,47 +436,49 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
         return row
 
     def __getitems__(self, indices) -> PulseBatch:
-        """A whole batch in one gather: events in the order of `indices`."""
-        indices = np.asarray(indices, dtype=np.int64)
+        """A whole batch in one gather: events in the order of `indices`.
+
+        All index arithmetic is vectorised over the batch; the only loop runs over the record batches the
+        events fall in, and does one fancy-indexing step per column there."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
             raise IndexError(f"index out of range for a dataset of {len(self)} events")
         indices = indices % max(len(self), 1)
         rows = indices if self._row_of_index is None else self._row_of_index[indices]
-        which = np.searchsorted(self._batch_starts, rows, side="right") - 1
-        # Visit each record batch once (sorted), then put the events back in the order asked for.
-        order = np.argsort(which, kind="stable")
-        boundaries = np.flatnonzero(np.diff(which[order])) + 1
-        pieces, counts, scalars = {n: [] for n in PULSE_COLUMNS}, [], {n: [] for n in ("event_id", *self.label_columns)}
-        for group in np.split(order, boundaries) if len(order) else []:
-            view = self._view(int(which[group[0]]))
-            local = rows[group] - self._batch_starts[which[group[0]]]
-            pulses, group_counts = view.gather(local)
-            for name in PULSE_COLUMNS:
-                pieces[name].append(pulses[name])
-            counts.append(group_counts)
-            for name in scalars:
-                scalars[name].append(view.scalars[name][local])
-        return _reorder(pieces, counts, scalars, order)
+        record_batch = np.searchsorted(self._batch_starts, rows, side="right") - 1
+        counts = self._pulse_count[rows].astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        # Visit the events record batch by record batch: `by_batch` orders the events, `pulse_slot` the output
+        # positions of their pulses, and `source` the pulses' positions in their record batch's values.
+        by_batch = np.argsort(record_batch, kind="stable")
+        pulse_slot = concatenated_ranges(offsets[:-1][by_batch], counts[by_batch])
+        source = concatenated_ranges(self._pulse_start[rows][by_batch], counts[by_batch])
+        event_groups = np.flatnonzero(np.diff(record_batch[by_batch])) + 1
+        event_bounds = np.concatenate([[0], event_groups, [len(rows)]])
+        pulse_bounds = np.concatenate([[0], np.cumsum(counts[by_batch])])[event_bounds]
 
-
-def _reorder(pieces: dict, counts: list, scalars: dict, order: np.ndarray) -> PulseBatch:
-    """Assemble per-record-batch pieces (events in `order`) into a PulseBatch in the requested order."""
-    if not len(order):
-        return {"event_id": np.zeros(0, np.int64), "pulse_offsets": np.zeros(1, np.int64),
-                **{n: np.zeros(0, PULSE_DTYPES[n]) for n in PULSE_COLUMNS}}
-    grouped_counts = np.concatenate(counts)
-    grouped_offsets = np.concatenate([[0], np.cumsum(grouped_counts)])
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))  # where requested event i sits in the grouped order
-    flat = concatenated_ranges(grouped_offsets[position], grouped_counts[position])
-    batch = {"event_id": np.concatenate(scalars["event_id"])[position].astype(np.int64),
-             "pulse_offsets": np.concatenate([[0], np.cumsum(grouped_counts[position])])}
-    for name in PULSE_COLUMNS:
-        batch[name] = np.concatenate(pieces[name])[flat].astype(PULSE_DTYPES[name], copy=False)
-    for name in LABEL_COLUMNS:
-        if name in scalars:
-            batch[name] = np.concatenate(scalars[name])[position].astype(np.float64, copy=False)
-    return batch
+        batch = {"event_id": np.empty(len(rows), np.int64), "pulse_offsets": offsets}
+        batch.update({name: np.empty(offsets[-1], PULSE_DTYPES[name]) for name in PULSE_COLUMNS})
+        batch.update({name: np.empty(len(rows), np.float64) for name in self.label_columns})
+        auxiliary_byte, auxiliary_bit = np.empty(offsets[-1], np.uint8), np.empty(offsets[-1], np.int64)
+        for group in range(len(event_bounds) - 1):
+            events = by_batch[event_bounds[group]:event_bounds[group + 1]]
+            if not len(events):
+                continue
+            view_index = record_batch[events[0]]
+            view = self._views[view_index]
+            local_rows = rows[events] - self._batch_starts[view_index]
+            for name, values in view.scalars.items():
+                batch[name][events] = values[local_rows]
+            start, stop = pulse_bounds[group], pulse_bounds[group + 1]
+            slots, positions = pulse_slot[start:stop], source[start:stop]
+            for name, values in view.values.items():
+                batch[name][slots] = values[positions]
+            bit = positions + view.auxiliary_bit_offset
+            auxiliary_byte[slots] = view.auxiliary_bytes[bit >> 3]
+            auxiliary_bit[slots] = bit & 7
+        batch["auxiliary"] = ((auxiliary_byte >> auxiliary_bit.astype(np.uint8)) & 1).astype(bool)
+        return batch
 
 
 def as_training_dataset(dataset) -> PolarBertTrainingDataset:
