@@ -24,10 +24,11 @@ The pulses of an event keep their file order (the Kaggle files are time-ordered 
 All work is columnar (pyarrow/numpy on whole batch files): the list columns are built from the meta's pulse
 ranges as offsets (`pa.ListArray.from_arrays`), never by a Python loop over events or pulses.
 
-`prepare_kaggle` writes the dataset with `save_to_disk`. Each batch file is converted (in parallel with
-`num_proc`) into its own Arrow file in `OUT_DIR.incomplete/`, written under a temporary name and renamed when
-complete; the pieces are then concatenated (memory-mapped, so nothing is held in RAM), saved into
-`OUT_DIR.incomplete/dataset` and renamed to OUT_DIR in one step. An interrupted run leaves no OUT_DIR, and
+`prepare_kaggle` writes a dataset that `datasets.load_from_disk` reads (the `save_to_disk` layout). Each batch
+file is converted (in parallel with `num_proc`) into its own Arrow file in `OUT_DIR.incomplete/`, written under a
+temporary name and renamed when complete. Once all are there they become the dataset's shards (hard links, no
+copy; one shard per batch file, memory-mapped when loaded, so nothing is held in RAM) in
+`OUT_DIR.incomplete/dataset`, which is renamed to OUT_DIR in one step. An interrupted run leaves no OUT_DIR, and
 running it again converts only the batches still missing. Bad input (`ValueError` / `FileNotFoundError`
 naming the file, the column and the event id) removes everything the run wrote: there is nothing to resume
 until the input is fixed.
@@ -35,6 +36,7 @@ until the input is fixed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -495,13 +497,37 @@ def _convert_missing_batches(source: KaggleSplit, batches_dir: Path, num_proc: i
 
 
 def _assemble(source: KaggleSplit, batches_dir: Path, saving_dir: Path, out_dir: Path) -> None:
-    """Concatenate the memory-mapped batch pieces in batch order, save them aside, rename into place."""
-    info = _dataset_info(source)
-    pieces = [datasets.Dataset.from_file(str(_batch_arrow_path(batches_dir, b)), info=info)
-              for b in source.batch_ids]
-    dataset = datasets.concatenate_datasets(pieces, info=info) if len(pieces) > 1 else pieces[0]
-    dataset.save_to_disk(str(saving_dir))  # a sequential copy: disk-bound, and no second process pool
+    """Lay the per-batch Arrow files out as a `save_to_disk` dataset and rename it into place.
+
+    The batch files already are what `save_to_disk` would write (Arrow streams whose schema metadata holds the
+    Features), so they are hard-linked as the shards instead of copied: no second copy of a 200 GB dataset, on
+    disk or in time. The two JSON files are those `save_to_disk` writes and `load_from_disk` reads (a format
+    `datasets` keeps loadable across versions, since saved datasets outlive them)."""
+    saving_dir.mkdir(parents=True)
+    n_shards = len(source.batch_ids)
+    shard_names = [f"data-{index:05d}-of-{n_shards:05d}.arrow" for index in range(n_shards)]
+    for batch_id, shard_name in zip(source.batch_ids, shard_names):
+        _link_or_copy(_batch_arrow_path(batches_dir, batch_id), saving_dir / shard_name)
+    _dataset_info(source).write_to_directory(str(saving_dir))
+    fingerprint_of = json.dumps([source.schema.to_string(), source.split, list(source.batch_ids)])
+    state = {
+        "_data_files": [{"filename": name} for name in shard_names],
+        "_fingerprint": hashlib.sha256(fingerprint_of.encode()).hexdigest()[:16],
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": source.split,
+    }
+    (saving_dir / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
     os.replace(saving_dir, out_dir)  # one rename: OUT_DIR is either absent or complete
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
 
 
 def _dataset_info(source: KaggleSplit) -> datasets.DatasetInfo:

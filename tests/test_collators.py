@@ -255,10 +255,12 @@ def test_deterministic_mode_gives_an_event_the_same_pulses_whatever_its_batch():
 
 
 @pytest.mark.parametrize("collator_class", [PolarBertPretrainingCollator, PolarBertDirectionCollator])
-@pytest.mark.parametrize("view", ["saved", "shuffled", "selected"])
+@pytest.mark.parametrize("view", ["saved", "shuffled", "selected", "contiguous", "in memory"])
 def test_fast_path_batches_equal_row_by_row_batches(saved_dataset, collator_class, view):
     dataset = {"saved": saved_dataset, "shuffled": saved_dataset.shuffle(seed=3),
-               "selected": saved_dataset.select(range(150, 5, -3))}[view]
+               "selected": saved_dataset.select(range(150, 5, -3)),
+               "contiguous": saved_dataset.select(range(17, 163)),  # a slice: list arrays with an offset
+               "in memory": datasets.Dataset(saved_dataset.data.table.slice(5, 150).combine_chunks())}[view]
     fast = as_training_dataset(dataset)
     rng = np.random.default_rng(0)
     for _ in range(3):

@@ -1,5 +1,6 @@
 """Tests of modeling_polarbert.preparation: Kaggle layout -> `datasets` dataset, exact, resumable, strict."""
 
+import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -110,6 +111,23 @@ def test_extra_meta_columns_are_kept_with_their_dtypes(tmp_path):
     assert schema.field("vertex_x").type == pa.float64() and schema.field("interaction").type == pa.int16()
     assert dataset["is_track"] == [bool(i % 2) for i in range(len(events))]
     assert dataset["vertex_x"] == [float(i) - 3.5 for i in range(len(events))]
+
+
+def test_output_is_an_ordinary_memory_mapped_saved_dataset_with_a_shard_per_batch(tmp_path):
+    root = write_kaggle_dir(tmp_path / "kaggle", random_batches(n_batches=3, events_per_batch=8))
+    out = tmp_path / "out"
+    prepared = prepare_quietly(root, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "data-00000-of-00003.arrow", "data-00001-of-00003.arrow", "data-00002-of-00003.arrow",
+        "dataset_info.json", "state.json"]
+    loaded = datasets.load_from_disk(str(out))
+    assert loaded.split == "train" and len(loaded.cache_files) == 3  # memory-mapped, not read into RAM
+    assert loaded.features == prepared.features and loaded.data.table.equals(load_kaggle(root).data.table)
+    # the usual `datasets` operations work on it, and it saves and loads back unchanged
+    splits = loaded.train_test_split(test_size=0.25, seed=0)
+    assert len(splits["train"]) == 18 and len(splits["test"]) == 6
+    loaded.save_to_disk(str(tmp_path / "again"))
+    assert datasets.load_from_disk(str(tmp_path / "again")).data.table.equals(loaded.data.table)
 
 
 def test_test_split_has_no_label_columns(tmp_path):
