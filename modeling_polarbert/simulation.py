@@ -216,13 +216,11 @@ def _float32_truth(truth: dict) -> dict:
     return {name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in truth.items()}
 
 
-def _path_mean_inverse(integral_src, integral_dom, z_src, z_dom, inverse_dom):
-    """Mean of 1/length along a straight path from z_src to z_dom: (F(z_dom) - F(z_src)) / (z_dom - z_src).
+def _path_mean_inverse(integral_src, integral_dom, inverse_dom, dz, flat):
+    """Mean of 1/length along a straight path rising by dz = z_dom - z_src: (F(z_dom) - F(z_src)) / dz.
 
-    Near-horizontal paths (|dz| < 1 m) take the value at the DOM, avoiding 0/0.
+    Near-horizontal paths (`flat`: |dz| < 1 m) take the value at the DOM, avoiding 0/0.
     """
-    dz = z_dom - z_src
-    flat = np.abs(dz) < 1.0
     return np.where(flat, inverse_dom, (integral_dom - integral_src) / np.where(flat, 1.0, dz))
 
 
@@ -413,9 +411,10 @@ def _light_reach(photons, truth, line, config, efficiency):
         return scale * _geometric_factor(r_eff, inv_scat, line, config) * np.exp(-r / lam_att) >= config.min_expected_pe
 
     low, high = np.zeros(len(photons)), np.full(len(photons), 4000.0)
-    for _ in range(24):  # 4000 m / 2^24: far below a metre
+    for _ in range(14):  # 4000 m / 2^14 = 0.25 m; `high` is kept, so the reach errs on the far side
         middle = 0.5 * (low + high)
-        low, high = np.where(bright_enough(middle), middle, low), np.where(bright_enough(middle), high, middle)
+        bright = bright_enough(middle)
+        low, high = np.where(bright, middle, low), np.where(bright, high, middle)
     return np.where(bright_enough(np.zeros(len(photons))), high, -1.0)  # -1: no DOM at all
 
 
@@ -506,30 +505,30 @@ def _ice_integrals(z, detector):
     return _interp_uniform(z, z0, detector.att_integral), _interp_uniform(z, z0, detector.scat_integral)
 
 
-def _expected_pe(photons, distance, cos_angle, photon_z, z_src, integrals_src, event, dom, line, config, detector, truth):
+def _expected_pe(pe_scale, distance, r_eff, cos_angle, dz, integrals_src, event, dom, line, config, detector, truth):
     """Mean photo-electrons at (event, DOM) pairs, and the mean 1/scattering length along each path.
 
-    photons: (P,) photons of the source (per metre for a muon); distance, cos_angle (to the particle's travel
-    direction) and photon_z (vertical component of the photon's direction at the DOM) describe the path, which
-    starts at height z_src where the ice integrals are `integrals_src` (see `_ice_integrals`).
+    pe_scale: (P,) photons of the source (per metre for a muon) x DOM area x the event's DOM efficiency;
+    distance (r_eff: softened), cos_angle (to the particle's travel direction) and dz (the path's rise, DOM
+    minus source) describe the path, whose start has the ice integrals `integrals_src` (see `_ice_integrals`).
     """
-    z_dom = detector.positions[dom, 2]
+    flat = np.abs(dz) < 1.0
     inv_att = _path_mean_inverse(
-        integrals_src[0], detector.att_integral_dom[dom], z_src, z_dom, detector.inv_attenuation_dom[dom]
-    ) / truth["absorption_scale"][event]
+        integrals_src[0], detector.att_integral_dom[dom], detector.inv_attenuation_dom[dom], dz, flat
+    ) * truth["inverse_absorption_scale"][event]
     inv_scat = _path_mean_inverse(
-        integrals_src[1], detector.scat_integral_dom[dom], z_src, z_dom, detector.inv_scattering_dom[dom]
-    ) / truth["scattering_scale"][event]
-    r_eff = np.sqrt(distance**2 + config.source_core_m**2)
+        integrals_src[1], detector.scat_integral_dom[dom], detector.inv_scattering_dom[dom], dz, flat
+    ) * truth["inverse_scattering_scale"][event]
+    photon_z = dz / r_eff
     directness = np.exp(-distance * inv_scat)  # how much of the light still goes straight
     emission = _emission_profile(cos_angle, config)
     if line:  # DOMs on a muon's Cherenkov cone see the full cone; off-cone DOMs (beyond the track's ends) less
         emission = emission / _emission_profile(np.cos(np.deg2rad(config.cherenkov_angle_deg)), config)
     profile = 1.0 + directness * (emission - 1.0)  # scattered light forgets the emission angle
     acceptance = _dom_acceptance(photon_z, directness, config)
-    efficiency = config.dom_photon_area_m2 * detector.efficiency[dom] * truth["dom_efficiency"][event]
     geometric = _geometric_factor(r_eff, inv_scat, line, config)
-    return photons * efficiency * profile * acceptance * geometric * np.exp(-distance * inv_att), inv_scat
+    light = pe_scale * detector.efficiency[dom] * profile * acceptance * geometric
+    return light * np.exp(-distance * inv_att), inv_scat
 
 
 def _shower_light(event, dom, truth, config, detector):
@@ -541,10 +540,10 @@ def _shower_light(event, dom, truth, config, detector):
     distance = np.sqrt(dx * dx + dy * dy + dz * dz)
     r_eff = np.sqrt(distance**2 + config.source_core_m**2)
     cos_angle = (dx * u[event, 0] + dy * u[event, 1] + dz * u[event, 2]) / r_eff
-    photons = (truth["cascade_energy"] * config.photons_per_gev)[event]
     integrals = tuple(value[event] for value in _ice_integrals(vertex[:, 2], detector))  # per event, then per pair
     mean_pe, inv_scat = _expected_pe(
-        photons, distance, cos_angle, dz / r_eff, vertex[event, 2], integrals, event, dom, False, config, detector, truth
+        truth["shower_pe_scale"][event], distance, r_eff, cos_angle, dz, integrals, event, dom, False, config,
+        detector, truth,
     )
     return mean_pe, distance * config.group_index / SPEED_OF_LIGHT_M_PER_NS, distance, inv_scat
 
@@ -565,11 +564,10 @@ def _muon_light(event, dom, truth, config, detector):
     distance = np.sqrt(dx * dx + dy * dy + dz * dz)
     r_eff = np.sqrt(distance**2 + config.source_core_m**2)
     cos_angle = (dx * ux + dy * uy + dz * uz) / r_eff
-    photons = (truth["muon_light"] * config.photons_per_gev)[event]
     z_emit = vertex[event, 2] + emit * uz
     mean_pe, inv_scat = _expected_pe(
-        photons, distance, cos_angle, dz / r_eff, z_emit, _ice_integrals(z_emit, detector), event, dom, True, config,
-        detector, truth,
+        truth["muon_pe_scale"][event], distance, r_eff, cos_angle, dz, _ice_integrals(z_emit, detector), event, dom,
+        True, config, detector, truth,
     )
     # The muon moves at c from the vertex to the emission point; the photon then travels at c / n_group.
     arrival = (emit + distance * config.group_index) / SPEED_OF_LIGHT_M_PER_NS
@@ -579,6 +577,29 @@ def _muon_light(event, dom, truth, config, detector):
 # ----------------------------------------------------------------------------------------------------------------
 # Photons -> pulses
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _poisson(rng, mean):
+    """Poisson draws of photo-electron counts, exact, and several times faster than rng.poisson when (as here)
+    most means are tiny: those go by inverse-CDF sampling, which touches each value beyond the first draw only
+    while its uniform number lies above the running CDF."""
+    count = np.zeros(len(mean), dtype=np.int64)
+    large = mean > 1.0
+    count[large] = rng.poisson(mean[large])
+    small = np.flatnonzero(~large)
+    mu = mean[small].astype(np.float64)
+    uniform = rng.random(len(small))
+    term = np.exp(-mu)  # P(N = k), k = 0 first
+    cdf = term.copy()
+    alive = np.arange(len(small))
+    for k in range(1, 60):  # mu <= 1: P(N >= 60) is far below float precision
+        alive = alive[uniform[alive] > cdf[alive]]
+        if len(alive) == 0:
+            break
+        count[small[alive]] += 1
+        term[alive] *= mu[alive] / k
+        cdf[alive] += term[alive]
+    return count
 
 
 def _photon_times_and_charges(rng, n_pe, arrival, distance, inv_scat, config):
@@ -616,7 +637,7 @@ def _group_into_pulses(event, dom, time, charge, config):
 
     Returns (event, dom, time of the pulse's first photon, summed charge), sorted by (event, dom, time).
     """
-    order = np.lexsort((time, dom, event))
+    order = np.lexsort((time, event * NUM_DOMS + dom))  # one combined (event, DOM) key sorts faster than two
     event, dom, time, charge = event[order], dom[order], time[order], charge[order]
     new_dom = np.ones(len(time), dtype=bool)
     new_dom[1:] = (event[1:] != event[:-1]) | (dom[1:] != dom[:-1])
@@ -672,8 +693,9 @@ def hlc_auxiliary(sensor_id, time, event_index, window_ns: float = 1000.0, max_d
 
     # Work in (event, DOM, time) order: the searches below then get sorted queries, which is several times
     # faster than random ones.
-    order = np.lexsort((t, sensor, event))
-    group = (event * NUM_DOMS + sensor)[order]  # one group per (event, DOM)
+    group = event * NUM_DOMS + sensor  # one group per (event, DOM)
+    order = np.lexsort((t, group))
+    group = group[order]
     t_sorted = t[order]
     new_group = np.ones(len(group), dtype=bool)
     new_group[1:] = group[1:] != group[:-1]
@@ -712,17 +734,29 @@ def _chunk_rng(seed: int, split: str, chunk: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), SPLITS.index(split), int(chunk)]))
 
 
+def _per_event_light_factors(truth, config):
+    """Per-event products used by every (event, DOM) pair, computed once per event rather than per pair."""
+    dom_area = config.dom_photon_area_m2 * truth["dom_efficiency"]
+    return dict(
+        truth,
+        shower_pe_scale=truth["cascade_energy"] * config.photons_per_gev * dom_area,
+        muon_pe_scale=truth["muon_light"] * config.photons_per_gev * dom_area,
+        inverse_absorption_scale=1.0 / truth["absorption_scale"],
+        inverse_scattering_scale=1.0 / truth["scattering_scale"],
+    )
+
+
 def _signal_pulses(rng, truth, config, detector):
     """Signal pulses of all events of a chunk, times relative to each event's vertex time."""
     event, dom = _candidate_pairs(truth, config, detector)
-    truth, detector = _float32_truth(truth), _detector_float32(config)
+    truth, detector = _float32_truth(_per_event_light_factors(truth, config)), _detector_float32(config)
     tracks = truth["is_track"][event]
     parts = [_shower_light(event, dom, truth, config, detector), _muon_light(event[tracks], dom[tracks], truth, config, detector)]
     pair_event, pair_dom = [event, event[tracks]], [dom, dom[tracks]]
 
     hit_event, hit_dom, photon_time, photon_charge = [], [], [], []
     for (mean_pe, arrival, distance, inv_scat), ev, dm in zip(parts, pair_event, pair_dom):
-        n_pe = rng.poisson(mean_pe)
+        n_pe = _poisson(rng, mean_pe)
         hit = n_pe > 0
         idx, t, q = _photon_times_and_charges(rng, n_pe[hit], arrival[hit], distance[hit], inv_scat[hit], config)
         hit_event.append(ev[hit][idx])
@@ -785,7 +819,9 @@ def simulate_chunk(chunk: int, seed: int = 0, split: str = "train", config: Simu
     dom = np.concatenate([dom, noise[1]])
     time = np.rint(np.concatenate([time, noise[2]])).astype(np.int64)
     charge = _quantise_charge(np.concatenate([charge, noise[3]]), config)
-    order = np.lexsort((dom, time, event))
+    # Sort by (event, time, DOM) with one int64 key: event | time since the window start | DOM.
+    time_in_window = time - np.rint(window_start).astype(np.int64)[event]
+    order = np.argsort((event << 40) | (time_in_window << 13) | dom, kind="stable")
     event, dom, time, charge = event[order], dom[order], time[order], charge[order]
     auxiliary = hlc_auxiliary(dom, time, event, config.hlc_window_ns, config.hlc_max_dom_step)
 
