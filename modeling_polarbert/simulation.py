@@ -121,6 +121,7 @@ class SimulatorConfig:
     pulse_bin_ns: float = 20.0  # photons of one DOM within one 20 ns bin become one pulse (chosen, ~unfolding resolution)
     max_photons_per_dom: int = 16  # brighter DOMs: 16 "macro-photons" carrying the charge (bounds the cost)
     charge_step_pe: float = 0.025
+    max_pulse_charge_pe: float = 3000.0  # PMT saturation: the 10" PMT leaves its linear range at a few 1000 p.e. (Abbasi et al. 2010)
     spe_sigma: float = 0.3  # single photo-electron charge: Gaussian(1, 0.3) ...
     spe_low_fraction: float = 0.15  # ... plus an exponential low-charge part (IceCube SPE template, 2020 JINST 15 P06032)
     spe_low_mean_pe: float = 0.25
@@ -651,8 +652,8 @@ def _group_into_pulses(event, dom, time, charge, config):
 
 
 def _quantise_charge(charge, config):
-    """Kaggle charges are multiples of 0.025 p.e. (at least one step)."""
-    steps = np.maximum(np.round(charge / config.charge_step_pe), 1.0)
+    """Kaggle charges are multiples of 0.025 p.e. (at least one step, at most the PMT's saturation)."""
+    steps = np.clip(np.round(charge / config.charge_step_pe), 1.0, round(config.max_pulse_charge_pe / config.charge_step_pe))
     return steps / round(1.0 / config.charge_step_pe)
 
 
