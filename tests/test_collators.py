@@ -372,3 +372,12 @@ def test_downsampling_draws_every_primary_equally_often():
     frequency = kept[primary] / 300
     assert abs(frequency.mean() - 127 / 300) < 1e-9
     assert frequency.min() > 0.30 and frequency.max() < 0.55  # binomial sd is about 0.029
+
+
+def test_dataloader_workers_do_not_repeat_each_others_draws():
+    dataset = as_training_dataset(datasets.Dataset.from_list([ROWS[0]] * 8))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2,
+                                         collate_fn=PolarBertPretrainingCollator(CONFIG, seed=0))
+    first, second = list(loader)  # one batch from each worker, the same event 8 times
+    assert not torch.equal(first["labels"][0], second["labels"][0])
+    assert not torch.equal(first["dom_ids"][0], second["dom_ids"][0])
