@@ -137,7 +137,7 @@ class SimulatorConfig:
     hlc_window_ns: float = 1000.0
     hlc_max_dom_step: int = 2
     trigger_min_hlc_pulses: int = 8
-    trigger_min_hlc_doms: int = 1
+    trigger_min_hlc_doms: int = 1  # also demand this many distinct DOMs with HLC pulses (1: the pulse count alone decides)
     min_expected_pe: float = 0.03  # DOMs expected to see fewer photo-electrons than this are skipped (speed)
 
 
