@@ -32,7 +32,7 @@ sort pick the subsets, see `choose_random`), with no Python loop over events or 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -127,6 +127,15 @@ def event_keyed_draws(event_ids: np.ndarray, pulse_index: np.ndarray, salt: int)
         return _mix64(event_key + pulse_index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
+def batch_key(event_ids: np.ndarray, salt: int) -> int:
+    """A 64-bit key of a batch's ordered list of events: the random mode's draws depend on it, so a new batch
+    (another epoch's shuffle) draws afresh while the same batch always draws the same."""
+    with np.errstate(over="ignore"):
+        positions = np.arange(len(event_ids), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        mixed = np.bitwise_xor.reduce(_mix64(event_ids.astype(np.uint64) + positions), initial=np.uint64(0))
+        return int(_mix64(np.asarray(mixed ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))))
+
+
 def _rank_within_groups(group_counts: np.ndarray) -> np.ndarray:
     """0, 1, ..., n_g - 1 for each consecutive group of sizes `group_counts`."""
     return concatenated_ranges(np.zeros(len(group_counts), dtype=np.int64), group_counts)
@@ -149,8 +158,10 @@ class _PulseCollator:
         keep_all_pulses: no down-sampling at all (evaluation on every pulse of long events).
         deterministic: draw selection (and masking) from the event_id, not from the generator, so an event gives
             the same pulses whatever batch it lands in (evaluation and prediction agree).
-        seed: seed of the generator (random mode), or salt of the event_id draws (deterministic mode). Each
-            DataLoader worker re-seeds from `(torch worker seed, seed)`, so workers never repeat each other.
+        seed: pins the draws. Random mode draws from (seed, the batch's list of event ids, the event's place in
+            the batch, the pulse): a shuffled epoch's new batches draw afresh, yet the collator holds no state, so
+            DataLoader workers, and a training run resumed from a checkpoint, draw exactly what one uninterrupted
+            process draws. Deterministic mode draws from (seed, event_id, pulse) alone.
     """
 
     config: PolarBertConfig
@@ -159,31 +170,24 @@ class _PulseCollator:
     keep_all_pulses: bool = False
     deterministic: bool = False
     seed: int | None = None
-    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
-    _rng_worker_seed: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.max_pulses is None:
             self.max_pulses = self.config.max_pulses
         if self.pad_to_multiple_of is None:
             self.pad_to_multiple_of = self.config.pad_to_multiple_of
-        self._rng = np.random.default_rng(self.seed)
-
-    def _generator(self) -> np.random.Generator:
-        worker = torch.utils.data.get_worker_info()
-        if worker is not None and worker.seed != self._rng_worker_seed:
-            # Every worker holds a copy of this collator: without a re-seed they would all draw the same numbers.
-            self._rng = np.random.default_rng([worker.seed, self.seed or 0])
-            self._rng_worker_seed = worker.seed
-        return self._rng
 
     def _draws(self, batch: PulseBatch, pulses: np.ndarray, event_of_pulse: np.ndarray, salt: int) -> np.ndarray:
         """One uniform [0, 1) draw per pulse in `pulses` (flat indices; `event_of_pulse` their event)."""
+        pulse_index = pulses - batch["pulse_offsets"][event_of_pulse]
+        salt = salt + (self.seed or 0)
         if self.deterministic:
-            pulse_index = pulses - batch["pulse_offsets"][event_of_pulse]
-            keys = event_keyed_draws(batch["event_id"][event_of_pulse], pulse_index, salt + (self.seed or 0))
-            return (keys >> np.uint64(11)) * 2.0**-53  # the top 53 bits as a float64 in [0, 1)
-        return self._generator().random(len(pulses))
+            owner = batch["event_id"][event_of_pulse]
+        else:  # the place in the batch, not the event id: an event given twice draws twice
+            owner = event_of_pulse
+            salt = batch_key(np.asarray(batch["event_id"]), salt)
+        keys = event_keyed_draws(owner, pulse_index, salt)
+        return (keys >> np.uint64(11)) * 2.0**-53  # the top 53 bits as a float64 in [0, 1)
 
     def choose_random(self, batch: PulseBatch, pool: np.ndarray, pool_event: np.ndarray, n_choose: np.ndarray,
                       salt: int) -> np.ndarray:

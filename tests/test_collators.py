@@ -225,12 +225,19 @@ def assert_batches_equal(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_seed_pins_the_draws_and_successive_calls_draw_afresh():
-    first, second = (PolarBertPretrainingCollator(CONFIG, seed=11) for _ in range(2))
-    assert_batches_equal(first(ROWS), second(ROWS))
-    reference = PolarBertPretrainingCollator(CONFIG, seed=11)(ROWS)["labels"]
-    assert not torch.equal(first(ROWS)["labels"], reference)  # the next epoch draws new masks
-    assert not torch.equal(PolarBertPretrainingCollator(CONFIG, seed=12)(ROWS)["labels"], reference)
+def test_seed_pins_the_draws_and_a_new_batch_draws_afresh():
+    collator = PolarBertPretrainingCollator(CONFIG, seed=11)
+    reference = collator(ROWS)
+    # No state: the same batch draws the same, from any collator instance and on any call (exact resume).
+    assert_batches_equal(collator(ROWS), reference)
+    assert_batches_equal(PolarBertPretrainingCollator(CONFIG, seed=11)(ROWS), reference)
+    assert not torch.equal(PolarBertPretrainingCollator(CONFIG, seed=12)(ROWS)["labels"], reference["labels"])
+    # The next epoch's shuffle puts the event in another batch: new masks for it.
+    reshuffled = collator([ROWS[2], *ROWS[:2], *ROWS[3:]])
+    assert not torch.equal(reshuffled["labels"][1, :127], reference["labels"][0, :127])
+    # An event given twice in a batch draws twice.
+    twice = collator([ROWS[0], ROWS[0]])
+    assert not torch.equal(twice["labels"][0], twice["labels"][1])
 
 
 def test_deterministic_mode_gives_an_event_the_same_pulses_whatever_its_batch():
@@ -365,8 +372,8 @@ def test_downsampling_draws_every_primary_equally_often():
     row = ROWS[0]  # 300 primaries: each should be kept with probability 127 / 300
     collator = PolarBertDirectionCollator(CONFIG, seed=0)
     kept = np.zeros(360)
-    for _ in range(300):
-        kept[kept_pulse_indices(collator([row]), 0)] += 1
+    for draw in range(300):  # 300 different batches (draws are a function of the batch)
+        kept[kept_pulse_indices(collator([dict(row, event_id=draw)]), 0)] += 1
     primary = ~np.asarray(row["auxiliary"])
     assert (kept[~primary] == 0).all()
     frequency = kept[primary] / 300
@@ -374,10 +381,16 @@ def test_downsampling_draws_every_primary_equally_often():
     assert frequency.min() > 0.30 and frequency.max() < 0.55  # binomial sd is about 0.029
 
 
-def test_dataloader_workers_do_not_repeat_each_others_draws():
-    dataset = as_training_dataset(datasets.Dataset.from_list([ROWS[0]] * 8))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2,
-                                         collate_fn=PolarBertPretrainingCollator(CONFIG, seed=0))
-    first, second = list(loader)  # one batch from each worker, the same event 8 times
+def test_dataloader_workers_draw_what_one_process_draws():
+    rows = [dict(ROWS[0], event_id=1000 + i) for i in range(8)]  # one long event under 8 ids
+    dataset = as_training_dataset(datasets.Dataset.from_list(rows))
+    batches = {}
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers,
+                                             collate_fn=PolarBertPretrainingCollator(CONFIG, seed=0))
+        batches[workers] = list(loader)
+    for single, parallel in zip(batches[0], batches[2]):
+        assert_batches_equal(single, parallel)
+    first, second = batches[2]  # one batch from each worker: different draws
     assert not torch.equal(first["labels"][0], second["labels"][0])
     assert not torch.equal(first["dom_ids"][0], second["dom_ids"][0])
