@@ -111,7 +111,7 @@ def model_flops(config: PolarBertConfig, batch: dict, training: bool) -> float:
     if labels is not None and labels.dim() == 2:  # pretraining, sparse prediction: masked pulses only
         forward += 2 * (labels != -100).sum().item() * h * config.num_doms
     else:
-        forward += 2 * len(tokens_per_event) * (h * config.direction_head_hidden_size * 2)
+        forward += 2 * len(tokens_per_event) * (h + 3) * config.direction_head_hidden_size  # h -> hidden -> 3
     return forward * (3 if training else 1)
 
 

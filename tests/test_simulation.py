@@ -105,6 +105,20 @@ def test_test_split_hides_labels_and_writes_truth(tmp_path):
     assert (meta["event_id"] >= simulation.TEST_EVENT_ID_OFFSET).all()  # never collides with train ids
 
 
+def test_prepare_reads_the_simulator_output_losslessly(kaggle_dir, tmp_path):
+    from modeling_polarbert.preparation import prepare_kaggle
+
+    dataset = prepare_kaggle(kaggle_dir, tmp_path / "prepared", progress=False)
+    pulses, meta = _read_all_pulses(kaggle_dir)
+    assert dataset["event_id"] == meta["event_id"].tolist()
+    assert dataset["n_pulses"] == (meta["last_pulse_index"] - meta["first_pulse_index"] + 1).tolist()
+    assert {"energy", "is_track", "vertex_x", "vertex_y", "vertex_z"} <= set(dataset.column_names)
+    assert np.array_equal(np.concatenate(dataset["sensor_id"]), pulses["sensor_id"].to_numpy())
+    assert np.array_equal(np.concatenate(dataset["time"]), pulses["time"].to_numpy())
+    assert np.array_equal(np.concatenate(dataset["charge"]), pulses["charge"].to_numpy().astype(np.float32))
+    assert np.array_equal(np.concatenate(dataset["auxiliary"]), pulses["auxiliary"].to_numpy())
+
+
 def test_refuses_to_overwrite_an_existing_split(kaggle_dir):
     with pytest.raises(ValueError, match="already holds a train split"):
         simulate_kaggle_dir(kaggle_dir, n_events=10, seed=0, progress=False)
