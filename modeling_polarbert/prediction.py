@@ -34,8 +34,17 @@ def predict_directions(
     Pulse selection is deterministic per event (`deterministic=True`), so the same event always gets the same
     prediction, whichever batch it lands in; `all_pulses` keeps every pulse of long events.
     """
+    events = as_training_dataset(dataset)
     collator = PolarBertDirectionCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
-    loader = DataLoader(as_training_dataset(dataset), batch_size=batch_size, shuffle=False, collate_fn=collator)
+    if all_pulses:
+        # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
+        # pad a whole batch to its length.
+        order = np.argsort(events.lengths, kind="stable")
+        batches = token_budget_batches(events.lengths[order], batch_size * (model.config.max_pulses + 1))
+        loader = DataLoader(events, batch_sampler=[order[batch].tolist() for batch in batches], collate_fn=collator)
+    else:
+        order = np.arange(len(events))
+        loader = DataLoader(events, batch_size=batch_size, shuffle=False, collate_fn=collator)
     device = model.device
     directions, kappas = [], []
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
@@ -44,11 +53,22 @@ def predict_directions(
         directions.append(outputs.direction.float().cpu().numpy())
         if outputs.kappa is not None:
             kappas.append(outputs.kappa.float().cpu().numpy())
-    empty = np.zeros((0, 3), dtype=np.float32)
-    return {
-        "direction": np.concatenate(directions) if directions else empty,
-        "kappa": np.concatenate(kappas) if kappas else None,
-    }
+    in_dataset_order = np.argsort(order)
+    direction = np.concatenate(directions)[in_dataset_order] if directions else np.zeros((0, 3), np.float32)
+    return {"direction": direction, "kappa": np.concatenate(kappas)[in_dataset_order] if kappas else None}
+
+
+def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[np.ndarray]:
+    """Split positions 0..N-1 of length-sorted events into consecutive batches whose padded size (events x the
+    longest) stays within `max_tokens`; an event longer than the budget gets a batch of its own."""
+    batches, start = [], 0
+    for end in range(1, len(sorted_lengths) + 1):
+        if end - start > 1 and (end - start) * sorted_lengths[end - 1] > max_tokens:
+            batches.append(np.arange(start, end - 1))
+            start = end - 1
+    if start < len(sorted_lengths):
+        batches.append(np.arange(start, len(sorted_lengths)))
+    return batches
 
 
 def predict_kaggle_dir(
