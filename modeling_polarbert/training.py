@@ -254,6 +254,25 @@ class PolarBertTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+def train_evaluate_and_save(trainer: "PolarBertTrainer", hub_tags: list[str]) -> dict:
+    """What both scripts do once the Trainer is built, as transformers' run_mlm.py does it: train (resuming if
+    asked), save the model, metrics and state, evaluate, write the model card, push if asked."""
+    args = trainer.args
+    train_result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    metrics = trainer.evaluate()
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+    trainer.create_model_card()
+    if args.push_to_hub:
+        trainer.push_to_hub(tags=["polarbert", "icecube", "neutrino", *hub_tags])
+    return metrics
+
+
 # ---- evaluation metrics (Trainer's preprocess_logits_for_metrics + compute_metrics) --------------------------
 
 

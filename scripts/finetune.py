@@ -28,6 +28,7 @@ from modeling_polarbert.training import (
     freeze_backbone,
     parse_arguments,
     split_train_eval,
+    train_evaluate_and_save,
 )
 from transformers import TrainingArguments, set_seed
 
@@ -68,19 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         training_data=describe_training_data(data_args, train_dataset),
         compute_metrics=compute_direction_metrics,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
-    trainer.log_metrics("train", train_result.metrics)
-    trainer.save_metrics("train", train_result.metrics)
-    trainer.save_state()
-
-    metrics = trainer.evaluate()
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-    trainer.create_model_card()
-    if training_args.push_to_hub:
-        trainer.push_to_hub(tags=["polarbert", "icecube", "neutrino", "direction-reconstruction"])
-    return metrics
+    return train_evaluate_and_save(trainer, hub_tags=["direction-reconstruction"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from modeling_polarbert.training import (
     parse_arguments,
     preprocess_pretraining_logits,
     split_train_eval,
+    train_evaluate_and_save,
 )
 from transformers import TrainingArguments, set_seed
 
@@ -65,19 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         compute_metrics=compute_pretraining_metrics,
         preprocess_logits_for_metrics=preprocess_pretraining_logits,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
-    trainer.log_metrics("train", train_result.metrics)
-    trainer.save_metrics("train", train_result.metrics)
-    trainer.save_state()
-
-    metrics = trainer.evaluate()
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-    trainer.create_model_card()
-    if training_args.push_to_hub:
-        trainer.push_to_hub(tags=["polarbert", "icecube", "neutrino", "masked-dom-prediction"])
-    return metrics
+    return train_evaluate_and_save(trainer, hub_tags=["masked-dom-prediction"])
 
 
 if __name__ == "__main__":
