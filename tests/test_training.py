@@ -144,6 +144,14 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
     card = (tmp_path / "from_pretrained" / "README.md").read_text()
     assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
 
+    finetune.main([*args, "--output_dir", str(tmp_path / "frozen"), "--freeze_backbone", "true"])
+    frozen = load_file(tmp_path / "frozen" / "model.safetensors")
+    for name, tensor in frozen.items():
+        if name.startswith("polarbert."):
+            assert torch.equal(tensor, pretrained[name]), name
+    assert not torch.equal(frozen["direction_head.0.weight"],
+                           load_file(tmp_path / "from_pretrained" / "model.safetensors")["direction_head.0.weight"])
+
 
 def test_evaluate_matches_a_direct_computation_and_predict(simulated, tmp_path):
     torch.manual_seed(0)
