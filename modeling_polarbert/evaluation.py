@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
+from .collators import as_training_dataset
 from .linefit import line_fit
 from .metrics import angles_to_unit_vector, opening_angle
 from .prediction import load_direction_model, predict_directions
@@ -26,19 +26,6 @@ def angle_summary(angles: np.ndarray) -> dict:
         "median": float(np.median(angles)),
         "quantile_68": float(np.quantile(angles, 0.68)),
     }
-
-
-def flat_pulses(dataset) -> tuple[np.ndarray, ...]:
-    """(sensor_id, time, charge, auxiliary, offsets) of a dataset's events as flat numpy arrays, from Arrow."""
-    table = dataset.with_format("arrow")[:]
-    columns = []
-    for name in ("sensor_id", "time", "charge", "auxiliary"):
-        lists = table.column(name).combine_chunks()
-        if isinstance(lists, pa.ChunkedArray):  # an empty table
-            lists = pa.concat_arrays(lists.chunks) if lists.num_chunks else pa.array([], lists.type)
-        offsets = lists.offsets.to_numpy()
-        columns.append(lists.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy(zero_copy_only=False))
-    return (*columns, offsets - offsets[0])
 
 
 def breakdowns(table: dict[str, np.ndarray], model_angles: np.ndarray, linefit_angles: np.ndarray) -> dict:
@@ -156,7 +143,11 @@ def evaluate_model(
     table = {name: np.asarray(dataset.with_format("numpy")[name]) for name in columns}
     truth = angles_to_unit_vector(table["azimuth"], table["zenith"])
     model_angles = opening_angle(truth, predictions["direction"])
-    linefit_angles = opening_angle(truth, line_fit(*flat_pulses(dataset)))
+    # LineFit on every pulse of the same events, gathered as flat arrays by the collators' Arrow fast path.
+    pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
+    linefit_angles = opening_angle(truth, line_fit(
+        pulses["sensor_id"], pulses["time"], pulses["charge"], pulses["auxiliary"], pulses["pulse_offsets"]
+    ))
 
     metrics = {
         "model": str(model_path),

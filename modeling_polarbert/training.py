@@ -217,24 +217,21 @@ class PolarBertTrainer(Trainer):
     def get_test_dataloader(self, test_dataset):
         return self._with_eval_collator(super().get_test_dataloader, test_dataset)
 
+    def _length_grouped_sampler(self, dataset, batch_size: int):
+        """Our sampler where Trainer would group by length and the dataset is the fast path; else None."""
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(dataset, "lengths"):
+            return None
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return EpochSeededLengthGroupedSampler(batch_size, lengths=[int(n) for n in dataset.lengths], seed=seed)
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy == "group_by_length" and hasattr(dataset, "lengths"):
-            return EpochSeededLengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                lengths=[int(length) for length in dataset.lengths],
-                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-            )
-        return super()._get_train_sampler(train_dataset)
+        sampler = self._length_grouped_sampler(dataset, self.args.train_batch_size * self.args.gradient_accumulation_steps)
+        return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset):
-        if self.args.train_sampling_strategy == "group_by_length" and hasattr(eval_dataset, "lengths"):
-            return EpochSeededLengthGroupedSampler(
-                self.args.eval_batch_size,
-                lengths=[int(length) for length in eval_dataset.lengths],
-                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-            )
-        return super()._get_eval_sampler(eval_dataset)
+        sampler = self._length_grouped_sampler(eval_dataset, self.args.eval_batch_size)
+        return sampler if sampler is not None else super()._get_eval_sampler(eval_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
