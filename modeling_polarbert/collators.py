@@ -38,12 +38,11 @@ import numpy as np
 import torch
 
 from .configuration_polarbert import PolarBertConfig
-from .metrics import angles_to_unit_vector
+from .kaggle_layout import LABEL_COLUMNS, PULSE_COLUMNS
+from .numpy_directions import angles_to_unit_vector
 
 IGNORE_INDEX = -100  # the Transformers convention for "no label here"
-PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 PULSE_DTYPES = {"sensor_id": np.int16, "time": np.int32, "charge": np.float32, "auxiliary": np.bool_}
-LABEL_COLUMNS = ("azimuth", "zenith")
 # Salts keep the deterministic (event_id-keyed) draws of selection and masking independent of each other.
 SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from .collators import as_training_dataset
 from .linefit import line_fit
-from .metrics import angles_to_unit_vector, opening_angle
+from .loading import load_prepared_dataset
+from .numpy_directions import angles_to_unit_vector, opening_angle
 from .prediction import load_direction_model, predict_directions
 
 RANDOM_GUESS = math.pi / 2  # mean opening angle of a random direction
@@ -129,8 +130,6 @@ def evaluate_model(
     all_pulses: bool = False, progress: bool = True,
 ) -> dict:
     """Evaluate a PolarBertForDirection folder on a labelled prepared dataset; write metrics.json and plots."""
-    from .training import load_prepared_dataset
-
     dataset = load_prepared_dataset(dataset_path, require_labels=True)
     if max_events is not None:
         dataset = dataset.select(range(min(max_events, len(dataset))))

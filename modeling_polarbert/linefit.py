@@ -20,19 +20,25 @@ simulator.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
 from .geometry import NUM_DOMS, load_sensor_geometry
-from .metrics import angles_to_unit_vector, opening_angle, unit_vector_to_angles
+from .kaggle_layout import (
+    LABEL_COLUMNS,
+    KaggleBatch,
+    KaggleSplit,
+    inspect_kaggle,
+    iter_batches,
+    read_truth,
+    submission_writer,
+    truth_of_events,
+)
+from .numpy_directions import angles_to_unit_vector, opening_angle, unit_vector_to_angles
 
 MIN_PRIMARY_PULSES = 4  # fewer HLC pulses than this: fit all pulses (a line through 2-3 points is too noisy)
 FALLBACK_DIRECTION = np.array([0.0, 0.0, 1.0])  # degenerate events: zenith 0 (down-going, the commonest in data)
-PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 
 
 def line_fit(sensor_id, time, charge, auxiliary, offsets, geometry=None, min_primary: int = MIN_PRIMARY_PULSES) -> np.ndarray:
@@ -105,70 +111,13 @@ def _check_flat_pulses(sensor_id, time, charge, auxiliary, offsets):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _read_meta(kaggle_dir: Path, split: str) -> pd.DataFrame:
-    path = kaggle_dir / f"{split}_meta.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found (is {kaggle_dir} a Kaggle-layout directory with a {split} split?)")
-    meta = pd.read_parquet(path)
-    missing = [c for c in ("batch_id", "event_id", "first_pulse_index", "last_pulse_index") if c not in meta.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    return meta
-
-
-def _read_labels(kaggle_dir: Path, split: str, meta: pd.DataFrame) -> pd.DataFrame | None:
-    """Per-event labels (azimuth, zenith, and is_track when the simulator wrote it), in meta order, or None."""
-    if {"azimuth", "zenith"} <= set(meta.columns):
-        labels = meta
-    else:
-        truth_path = kaggle_dir / f"{split}_truth.parquet"
-        if not truth_path.exists():
-            return None
-        truth = pd.read_parquet(truth_path)
-        labels = meta[["event_id"]].merge(truth, on="event_id", how="left", validate="one_to_one")
-        if labels["azimuth"].isna().any():
-            missing = labels.loc[labels["azimuth"].isna(), "event_id"].iloc[0]
-            raise ValueError(f"{truth_path}: no label for event_id {missing} of {split}_meta.parquet")
-    columns = ["azimuth", "zenith"] + (["is_track"] if "is_track" in labels.columns else [])
-    return labels[columns].reset_index(drop=True)
-
-
-def _batch_offsets(path: Path, table, batch_meta: pd.DataFrame) -> np.ndarray:
-    """(N + 1,) offsets of the meta events in a batch file, checked against the file's event_id column."""
-    first = batch_meta["first_pulse_index"].to_numpy(np.int64)
-    last = batch_meta["last_pulse_index"].to_numpy(np.int64)
-    n_rows = table.num_rows
-    contiguous = len(first) > 0 and first[0] == 0 and last[-1] == n_rows - 1 and np.array_equal(first[1:], last[:-1] + 1)
-    if not contiguous or np.any(last < first):
-        raise ValueError(
-            f"{path}: the meta pulse indices do not tile the file's {n_rows} rows (first_pulse_index / "
-            "last_pulse_index must run contiguously from 0)"
-        )
-    event_ids = table.column("event_id").to_numpy()
-    expected = batch_meta["event_id"].to_numpy(np.int64)
-    bad = (event_ids[first] != expected) | (event_ids[last] != expected)
-    if bad.any():
-        raise ValueError(f"{path}: rows of event_id {expected[bad][0]} are not where the meta file says")
-    return np.append(first, n_rows)
-
-
-def _read_batch(path: Path):
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found (listed in the meta file)")
-    table = pq.read_table(path)
-    missing = [c for c in ("event_id", *PULSE_COLUMNS) if c not in table.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table
-
-
 def linefit_kaggle_dir(kaggle_dir, split: str = "train", out=None, geometry=None, verbose: bool = True) -> dict:
     """LineFit every event of a Kaggle-layout split, batch by batch.
 
-    Writes `out` (CSV: event_id, azimuth, zenith, one row per meta event, meta order) if given. When labels
-    exist (azimuth/zenith in the meta file, or `{split}_truth.parquet` beside it as the simulator writes for the
-    test split) it prints and returns the mean opening angle (the Kaggle metric), also by kind when the truth
-    says which events are tracks.
+    Writes `out` (CSV: event_id, azimuth, zenith, one row per meta event, batch by batch in pulse order) if
+    given. When labels exist (azimuth/zenith in the meta file, or the simulator's `{split}_truth.parquet` beside
+    it for the test split) it prints and returns the mean opening angle (the Kaggle metric), also by kind when
+    the truth says which events are tracks.
 
     Returns:
         dict with n_events and, with labels, mean_opening_angle (plus mean_opening_angle_tracks / _cascades).
@@ -179,33 +128,44 @@ def linefit_kaggle_dir(kaggle_dir, split: str = "train", out=None, geometry=None
     if geometry is None:
         geometry_path = kaggle_dir / "sensor_geometry.csv"
         geometry = load_sensor_geometry(geometry_path) if geometry_path.exists() else load_sensor_geometry()
-    meta = _read_meta(kaggle_dir, split)
-    labels = _read_labels(kaggle_dir, split, meta)
+    source = inspect_kaggle(kaggle_dir, split, require_labels=False)
+    truth = None if source.label_columns else read_truth(source)
 
-    directions = np.empty((len(meta), 3))
-    for batch_id, rows in meta.groupby("batch_id", sort=False).indices.items():
-        path = kaggle_dir / split / f"batch_{batch_id}.parquet"
-        table = _read_batch(path)
-        offsets = _batch_offsets(path, table, meta.iloc[rows])
-        columns = {name: table.column(name).to_numpy() for name in PULSE_COLUMNS}
-        directions[rows] = line_fit(**columns, offsets=offsets, geometry=geometry)
+    event_ids, directions, labels = [], [], []
+    for batch in iter_batches(source):
+        columns = {name: values.to_numpy(zero_copy_only=False) for name, values in batch.pulses.items()}
+        directions.append(line_fit(**columns, offsets=batch.offsets, geometry=geometry))
+        event_ids.append(batch.event_ids)
+        labels.append(_batch_labels(source, batch, truth))
+    event_ids, directions = np.concatenate(event_ids), np.concatenate(directions)
 
-    azimuth, zenith = unit_vector_to_angles(directions)
     if out is not None:
-        _write_csv_atomically(pd.DataFrame({"event_id": meta["event_id"], "azimuth": azimuth, "zenith": zenith}), Path(out))
-    metrics = {"n_events": int(len(meta))}
-    if labels is not None:
-        metrics.update(_score(directions, labels))
+        azimuth, zenith = unit_vector_to_angles(directions)
+        with submission_writer(out) as write:
+            write(event_ids, azimuth, zenith)
+    metrics = {"n_events": int(len(event_ids))}
+    if labels[0] is not None:
+        metrics.update(_score(directions, {name: np.concatenate([part[name] for part in labels]) for name in labels[0]}))
     if verbose:
         _print_metrics(metrics, split, out)
     return metrics
 
 
-def _score(directions: np.ndarray, labels: pd.DataFrame) -> dict:
-    angle = opening_angle(angles_to_unit_vector(labels["azimuth"].to_numpy(), labels["zenith"].to_numpy()), directions)
+def _batch_labels(source: KaggleSplit, batch: KaggleBatch, truth: dict | None) -> dict | None:
+    """azimuth, zenith (and is_track where the simulator wrote it) of a batch's events, or None without labels."""
+    if source.label_columns:
+        labels = {name: batch.labels[name].to_numpy(zero_copy_only=False) for name in LABEL_COLUMNS}
+        if "is_track" in source.extra_columns:
+            labels["is_track"] = batch.meta.column("is_track").to_numpy()
+        return labels
+    return None if truth is None else truth_of_events(truth, batch.event_ids, source)
+
+
+def _score(directions: np.ndarray, labels: dict) -> dict:
+    angle = opening_angle(angles_to_unit_vector(labels["azimuth"], labels["zenith"]), directions)
     scores = {"mean_opening_angle": float(angle.mean())}
-    if "is_track" in labels.columns:
-        track = labels["is_track"].to_numpy(bool)
+    if "is_track" in labels:
+        track = labels["is_track"].astype(bool)
         for name, mask in (("tracks", track), ("cascades", ~track)):
             scores[f"mean_opening_angle_{name}"] = float(angle[mask].mean()) if mask.any() else float("nan")
             scores[f"n_{name}"] = int(mask.sum())
@@ -226,10 +186,3 @@ def _print_metrics(metrics: dict, split: str, out):
     print(line)
     if out is not None:
         print(f"wrote {out}")
-
-
-def _write_csv_atomically(frame: pd.DataFrame, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(temporary, index=False)
-    os.replace(temporary, path)

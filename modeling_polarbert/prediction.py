@@ -1,8 +1,6 @@
 """Direction predictions from a fine-tuned model: over a prepared dataset, or streamed over a Kaggle-layout split
 into the competition's submission file (event_id, azimuth, zenith)."""
 
-import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +9,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .collators import PolarBertDirectionCollator, as_training_dataset
-from .metrics import unit_vector_to_angles
+from .kaggle_layout import inspect_kaggle, submission_writer
+from .loading import check_is_polarbert_folder
 from .modeling_polarbert import PolarBertForDirection
+from .numpy_directions import unit_vector_to_angles
 
 
 def load_direction_model(path: str, device: str | torch.device | None = None) -> PolarBertForDirection:
     """A fine-tuned PolarBertForDirection in eval mode, with a clear error for a folder that is not one."""
-    from .training import check_is_polarbert_folder
-
     check_is_polarbert_folder(path)
     model = PolarBertForDirection.from_pretrained(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -79,25 +77,18 @@ def predict_kaggle_dir(
     the CSV appears only once complete."""
     import datasets
 
-    from .preparation import convert_batch, inspect_kaggle
+    from .preparation import convert_batch
 
     model = load_direction_model(model_path)
     source = inspect_kaggle(kaggle_dir, split, require_labels=False)
     out = Path(out)
-    partial = out.with_name(out.name + ".partial")
     rows = 0
-    try:
-        with open(partial, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["event_id", "azimuth", "zenith"])
-            for batch_id in tqdm(source.batch_ids, desc=f"{split} batches", unit="batch", disable=not progress):
-                table = convert_batch(source, batch_id)
-                directions = predict_directions(model, datasets.Dataset(table), batch_size, progress=False)
-                azimuth, zenith = unit_vector_to_angles(directions["direction"])
-                writer.writerows(zip(table.column("event_id").to_pylist(), azimuth.tolist(), zenith.tolist()))
-                rows += table.num_rows
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    with submission_writer(out) as write:
+        for batch_id in tqdm(source.batch_ids, desc=f"{split} batches", unit="batch", disable=not progress):
+            table = convert_batch(source, batch_id)
+            directions = predict_directions(model, datasets.Dataset(table), batch_size, progress=False)
+            azimuth, zenith = unit_vector_to_angles(directions["direction"])
+            write(table.column("event_id").to_numpy(), azimuth, zenith)
+            rows += table.num_rows
     print(f"wrote predictions for {rows:,} events to {out}")
     return out

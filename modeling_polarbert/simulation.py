@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .geometry import DOMS_PER_STRING, NUM_DOMS, SENSOR_GEOMETRY_PATH, load_sensor_geometry
-from .metrics import angles_to_unit_vector
+from .numpy_directions import angles_to_unit_vector
 
 # Candidate events per RNG chunk. Fixed (not derived from batch size or process count) so that files are
 # reproducible whatever the batching; 512 keeps the (event, DOM) pair arrays of a chunk at a few MB.

@@ -1,8 +1,11 @@
-"""What `scripts/pretrain.py` and `scripts/finetune.py` share: argument parsing from YAML + command line, loading a
-prepared dataset, the model config, a `Trainer` that samples batches by length from our Arrow fast path and logs the
-loss parts, and the evaluation metrics. Training itself is `transformers.Trainer`'s; nothing here loops over steps.
+"""Pretraining and fine-tuning with `Trainer`: `run_pretraining(argv)` and `run_finetuning(argv)` (what
+`scripts/pretrain.py` and `scripts/finetune.py` run, in the shape of transformers' run_mlm.py), and what they share:
+argument parsing from YAML + command line, the model config, a `Trainer` that samples batches by length from our
+Arrow fast path and logs the loss parts, and the evaluation metrics. Training itself is `transformers.Trainer`'s;
+nothing here loops over steps.
 """
 
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -11,12 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from transformers import HfArgumentParser, Trainer, TrainerCallback
+from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .collators import PolarBertDirectionCollator, PolarBertPretrainingCollator, as_training_dataset
 from .configuration_polarbert import PolarBertConfig
 from .hub import write_model_card
-from .metrics import opening_angle
+from .loading import check_is_polarbert_folder, load_prepared_dataset
+from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM
+from .numpy_directions import opening_angle
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,29 +97,6 @@ def build_config(model_args: ModelArguments, **fixed) -> PolarBertConfig:
             setattr(config, key, value)
         return config
     return PolarBertConfig(**overrides)
-
-
-def check_is_polarbert_folder(path: str) -> None:
-    """A clear error for a model folder that is not a PolarBERT model, before transformers gives a cryptic one."""
-    config_file = Path(path) / "config.json"
-    if Path(path).exists():
-        if not config_file.is_file():
-            raise ValueError(f"{path} is not a saved model: it has no config.json")
-        model_type = yaml.safe_load(config_file.read_text()).get("model_type")
-        if model_type != PolarBertConfig.model_type:
-            raise ValueError(f"{path} is not a PolarBERT model (model_type {model_type!r}, expected 'polarbert')")
-
-
-def load_prepared_dataset(path: str, require_labels: bool = False):
-    """A folder written by `polarbert prepare`, memory-mapped."""
-    import datasets
-
-    if not (Path(path) / "dataset_info.json").is_file() and not (Path(path) / "state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a dataset written by `polarbert prepare`")
-    dataset = datasets.load_from_disk(path)
-    if require_labels and not {"azimuth", "zenith"} <= set(dataset.column_names):
-        raise ValueError(f"{path} has no azimuth/zenith labels (a test split?): direction training needs labels")
-    return dataset
 
 
 def describe_training_data(data_args: DataArguments, train_dataset) -> str:
@@ -311,3 +296,83 @@ def compute_direction_metrics(eval_prediction) -> dict:
 def freeze_backbone(model) -> None:
     for parameter in model.polarbert.parameters():
         parameter.requires_grad_(False)
+
+
+# ---- the two runs (the bodies of scripts/pretrain.py and scripts/finetune.py, in run_mlm.py's shape) -----------
+
+
+def run_pretraining(argv: list[str] | None = None) -> dict:
+    """`scripts/pretrain.py`: masked-DOM pretraining from YAML + command-line arguments; returns the eval metrics."""
+    model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
+    set_seed(training_args.seed)
+
+    # The DOM loss needs the charge target beside the DOM labels in evaluation.
+    training_args.label_names = ["labels", "total_charge"]
+    training_args.remove_unused_columns = False
+    train_dataset, eval_dataset = split_train_eval(data_args)
+
+    if model_args.model_name_or_path:
+        check_is_polarbert_folder(model_args.model_name_or_path)
+    config = build_config(model_args, sparse_prediction=True)
+    if model_args.model_name_or_path:
+        model = PolarBertForMaskedDOM.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        model = PolarBertForMaskedDOM(config)
+    model.set_attn_implementation(model_args.attn_implementation)
+    logger.info("PolarBertForMaskedDOM with %s parameters", f"{model.num_parameters():,}")
+
+    trainer = PolarBertTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=as_training_dataset(train_dataset),
+        eval_dataset=as_training_dataset(eval_dataset),
+        # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
+        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed),
+        eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True),
+        callbacks=[StopOnNonFiniteLoss()],
+        training_data=describe_training_data(data_args, train_dataset),
+        compute_metrics=compute_pretraining_metrics,
+        preprocess_logits_for_metrics=preprocess_pretraining_logits,
+    )
+    return train_evaluate_and_save(trainer, hub_tags=["masked-dom-prediction"])
+
+
+
+def run_finetuning(argv: list[str] | None = None) -> dict:
+    """`scripts/finetune.py`: direction fine-tuning from YAML + command-line arguments; returns the eval metrics."""
+    model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
+    set_seed(training_args.seed)
+    training_args.remove_unused_columns = False
+    train_dataset, eval_dataset = split_train_eval(data_args, require_labels=True)
+
+    if model_args.model_name_or_path:
+        check_is_polarbert_folder(model_args.model_name_or_path)
+    config = build_config(model_args)
+    if model_args.model_name_or_path and not model_args.from_scratch:
+        model = PolarBertForDirection.from_pretrained(model_args.model_name_or_path, config=config)
+    else:
+        model = PolarBertForDirection(config)
+    model.set_attn_implementation(model_args.attn_implementation)
+    if model_args.freeze_backbone:
+        freeze_backbone(model)
+    logger.info(
+        "PolarBertForDirection (%s) with %s trainable parameters, %d training events",
+        "from scratch" if model_args.from_scratch or not model_args.model_name_or_path else "pretrained",
+        f"{model.num_parameters(only_trainable=True):,}", len(train_dataset),
+    )
+
+    trainer = PolarBertTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=as_training_dataset(train_dataset),
+        eval_dataset=as_training_dataset(eval_dataset),
+        data_collator=PolarBertDirectionCollator(config, seed=training_args.seed),
+        eval_data_collator=PolarBertDirectionCollator(config, deterministic=True),
+        callbacks=[StopOnNonFiniteLoss()],
+        training_data=describe_training_data(data_args, train_dataset),
+        compute_metrics=compute_direction_metrics,
+    )
+    return train_evaluate_and_save(trainer, hub_tags=["direction-reconstruction"])
+

@@ -13,15 +13,11 @@ card), report_*/ (metrics.json and PNG plots), results.md, sample_efficiency.png
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sample_efficiency import results_table, run_study  # noqa: E402
-
-from modeling_polarbert.prediction import predict_kaggle_dir  # noqa: E402
-from modeling_polarbert.simulation import simulate_kaggle_dir  # noqa: E402
+from modeling_polarbert.prediction import predict_kaggle_dir
+from modeling_polarbert.simulation import simulate_kaggle_dir
+from modeling_polarbert.studies import results_table, run_study
 
 
 def what_it_shows(results: dict) -> str:

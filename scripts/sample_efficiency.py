@@ -3,7 +3,8 @@
 
 Pretrains once on unlabelled simulated events, then fine-tunes (a) from the pretrained weights and (b) from scratch
 (same architecture) on N labelled events for each N, evaluates all on the same held-out events with LineFit beside
-them, and writes a table (results.md, results.json) and a plot like the paper's Figure 2 (right).
+them, and writes a table (results.md, results.json) and a plot like the paper's Figure 2 (right); the study itself
+is `modeling_polarbert.studies.run_study`.
 
     python scripts/sample_efficiency.py --out runs/sample_efficiency --pretrain-events 200000 \
         --labelled-sizes 10000 100000 --eval-events 20000
@@ -12,105 +13,9 @@ Every step is skipped when its output already exists, so an interrupted study re
 """
 
 import argparse
-import json
-import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import finetune  # noqa: E402  (the scripts beside this one)
-import pretrain  # noqa: E402
-
-from modeling_polarbert.evaluation import evaluate_model  # noqa: E402
-from modeling_polarbert.preparation import prepare_kaggle  # noqa: E402
-from modeling_polarbert.simulation import simulate_kaggle_dir  # noqa: E402
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-
-
-def simulated_dataset(data_dir: Path, name: str, n_events: int, seed: int, split: str = "train") -> Path:
-    """Simulate a Kaggle-layout directory and prepare it, unless both already exist; return the prepared folder."""
-    kaggle_dir, prepared = data_dir / f"kaggle_{name}", data_dir / f"prepared_{name}"
-    if not prepared.exists():
-        if not (kaggle_dir / f"{split}_meta.parquet").exists():
-            simulate_kaggle_dir(kaggle_dir, n_events=n_events, seed=seed, split=split, batch_size=50_000)
-        prepare_kaggle(kaggle_dir, prepared, split=split, progress=False)
-    return prepared
-
-
-def run_pretraining(out: Path, train: Path, extra: list[str]) -> Path:
-    folder = out / "pretrained"
-    if not (folder / "model.safetensors").exists():
-        pretrain.main([str(CONFIGS / "pretrain_tiny.yaml"), "--train_dataset", str(train), "--output_dir", str(folder),
-                       *extra])
-    return folder
-
-
-def run_finetuning(out: Path, pretrained: Path, train: Path, evaluation: Path, size: int, from_scratch: bool,
-                   extra: list[str]) -> Path:
-    folder = out / f"{'scratch' if from_scratch else 'pretrained'}_{size}"
-    if not (folder / "model.safetensors").exists():
-        finetune.main([str(CONFIGS / "finetune_tiny.yaml"), "--model_name_or_path", str(pretrained),
-                       "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(train),
-                       "--eval_dataset", str(evaluation), "--max_train_events", str(size),
-                       "--output_dir", str(folder), *extra])
-    return folder
-
-
-def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: list[int], eval_events: int,
-              pretrain_args: list[str] = (), finetune_args: list[str] = ()) -> dict:
-    """Pretrain once, fine-tune both ways at every size, evaluate everything on one held-out set."""
-    out.mkdir(parents=True, exist_ok=True)
-    unlabelled = simulated_dataset(data_dir, "pretrain", pretrain_events, seed=1)
-    labelled = simulated_dataset(data_dir, "labelled", max(labelled_sizes), seed=2)
-    held_out = simulated_dataset(data_dir, "eval", eval_events, seed=3)
-    pretrained = run_pretraining(out, unlabelled, list(pretrain_args))
-
-    rows = []
-    for size in labelled_sizes:
-        row = {"labelled_events": size}
-        for from_scratch in (False, True):
-            name = "scratch" if from_scratch else "pretrained"
-            model = run_finetuning(out, pretrained, labelled, held_out, size, from_scratch, list(finetune_args))
-            metrics = evaluate_model(str(model), str(held_out), str(out / f"report_{name}_{size}"), progress=False)
-            row[name] = metrics["overall"]["model"]["mean"]
-            row["linefit"] = metrics["overall"]["linefit"]["mean"]
-        rows.append(row)
-    results = {"pretrain_events": pretrain_events, "eval_events": eval_events, "random": math.pi / 2, "rows": rows}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.md").write_text(results_table(results) + "\n")
-    plot_results(results, out / "sample_efficiency.png")
-    return results
-
-
-def results_table(results: dict) -> str:
-    lines = ["| labelled events | pretrained | from scratch | LineFit | random |", "|---|---|---|---|---|"]
-    for row in results["rows"]:
-        lines.append(f"| {row['labelled_events']:,} | {row['pretrained']:.3f} | {row['scratch']:.3f} | "
-                     f"{row['linefit']:.3f} | {results['random']:.3f} |")
-    return "\n".join(lines)
-
-
-def plot_results(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = [row["labelled_events"] for row in results["rows"]]
-    figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(sizes, [row["pretrained"] for row in results["rows"]], "o-", label="PolarBERT, pretrained")
-    axis.plot(sizes, [row["scratch"] for row in results["rows"]], "s-", label="same model, from scratch")
-    axis.plot(sizes, [row["linefit"] for row in results["rows"]], "^--", label="LineFit")
-    axis.axhline(results["random"], color="grey", ls=":", label="random guess")
-    axis.set_xscale("log")
-    axis.set(xlabel="labelled events for fine-tuning", ylabel="mean opening angle [rad]",
-             title=f"Sample efficiency ({results['pretrain_events']:,} events pretraining)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+from modeling_polarbert.studies import results_table, run_study
 
 
 def main(argv=None) -> dict:

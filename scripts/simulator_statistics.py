@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from modeling_polarbert.linefit import line_fit  # noqa: E402
-from modeling_polarbert.metrics import angles_to_unit_vector, opening_angle  # noqa: E402
+from modeling_polarbert.numpy_directions import angles_to_unit_vector, opening_angle  # noqa: E402
 from modeling_polarbert.simulation import simulate_chunk, simulate_events  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from modeling_polarbert.collators import (
     rows_to_pulse_batch,
 )
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
-from modeling_polarbert.metrics import angles_to_unit_vector
+from modeling_polarbert.numpy_directions import angles_to_unit_vector
 from modeling_polarbert.preparation import prepare_kaggle
 
 from kaggle_layout import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path

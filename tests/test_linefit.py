@@ -7,7 +7,7 @@ import pytest
 from modeling_polarbert import cli
 from modeling_polarbert.geometry import load_sensor_geometry
 from modeling_polarbert.linefit import FALLBACK_DIRECTION, line_fit, linefit_kaggle_dir
-from modeling_polarbert.metrics import angles_to_unit_vector, opening_angle, unit_vector_to_angles
+from modeling_polarbert.numpy_directions import angles_to_unit_vector, opening_angle, unit_vector_to_angles
 from modeling_polarbert.simulation import simulate_events, simulate_kaggle_dir
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from modeling_polarbert import preparation
 from modeling_polarbert.cli import main as cli_main
+from modeling_polarbert.kaggle_layout import aside_path
 from modeling_polarbert.preparation import load_kaggle, parse_batch_selection, prepare_kaggle
 
 from kaggle_layout import (  # tests/ is on sys.path under pytest
@@ -187,7 +188,7 @@ def test_resume_after_interruption_converts_only_missing_batches_and_gives_the_s
     work = out.with_name("out.incomplete")
     assert not out.exists() and (work / "batches" / "batch_1.arrow").exists()
     # what a kill in the middle of writing would leave: a partial batch file and a half-saved dataset
-    (work / "batches" / "batch_3.arrow.tmp999").write_bytes(b"partial")
+    aside_path(work / "batches" / "batch_3.arrow").write_bytes(b"partial")
     (work / "dataset").mkdir()
 
     converted.clear()

@@ -1,4 +1,4 @@
-"""Training, evaluation and prediction: the scripts end to end at a size of seconds, resume, Hub folder, bad input."""
+"""Training (modeling_polarbert.training): the runs end to end at a size of seconds, resume, Hub folder, bad input."""
 
 import json
 import math
@@ -11,17 +11,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, EvalPrediction
+from transformers import AutoModel, EvalPrediction, TrainingArguments
 
-import modeling_polarbert  # noqa: F401
-from modeling_polarbert import PolarBertConfig, PolarBertForDirection
-from modeling_polarbert.evaluation import evaluate_model
-from modeling_polarbert.metrics import angles_to_unit_vector, mean_opening_angle_from_angles, opening_angle
-from modeling_polarbert.prediction import load_direction_model, predict_directions, predict_kaggle_dir
 from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.simulation import simulate_kaggle_dir
 from modeling_polarbert.training import (
@@ -31,30 +25,18 @@ from modeling_polarbert.training import (
     compute_pretraining_metrics,
     parse_arguments,
     preprocess_pretraining_logits,
+    run_finetuning,
+    run_pretraining,
 )
-from transformers import TrainingArguments
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import finetune  # noqa: E402
-import pretrain  # noqa: E402
 
 TINY = ["--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64",
         "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64", "--save_strategy", "no",
         "--eval_strategy", "no"]
 
-
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    """A labelled Kaggle-layout directory of a few hundred simulated events and its prepared dataset."""
-    root = tmp_path_factory.mktemp("simulated")
-    simulate_kaggle_dir(root / "kaggle", n_events=500, seed=11, batch_size=200)
-    prepare_kaggle(root / "kaggle", root / "prepared", progress=False)
-    return root
-
-
 def run_pretrain(output_dir, dataset, *extra):
-    return pretrain.main([str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
+    return run_pretraining([str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
                           "--output_dir", str(output_dir), "--eval_events", "100", *TINY, *extra])
 
 
@@ -132,9 +114,9 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
             "--eval_dataset", str(simulated / "prepared"), "--max_train_events", "100", "--max_eval_events", "50",
             "--model_name_or_path", str(tmp_path / "pretrained"), "--max_steps", "3", "--save_strategy", "no",
             "--eval_strategy", "no"]
-    metrics = finetune.main([*args, "--output_dir", str(tmp_path / "from_pretrained")])
+    metrics = run_finetuning([*args, "--output_dir", str(tmp_path / "from_pretrained")])
     assert 0 < metrics["eval_mean_opening_angle"] < math.pi
-    finetune.main([*args, "--output_dir", str(tmp_path / "from_scratch"), "--from_scratch", "true"])
+    run_finetuning([*args, "--output_dir", str(tmp_path / "from_scratch"), "--from_scratch", "true"])
     pretrained = load_file(tmp_path / "pretrained" / "model.safetensors")
     # Fine-tuned weights moved away from the pretrained ones by few steps; the scratch twin started elsewhere.
     start = pretrained["polarbert.embeddings.dom_embeddings.weight"]
@@ -144,79 +126,13 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
     card = (tmp_path / "from_pretrained" / "README.md").read_text()
     assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
 
-    finetune.main([*args, "--output_dir", str(tmp_path / "frozen"), "--freeze_backbone", "true"])
+    run_finetuning([*args, "--output_dir", str(tmp_path / "frozen"), "--freeze_backbone", "true"])
     frozen = load_file(tmp_path / "frozen" / "model.safetensors")
     for name, tensor in frozen.items():
         if name.startswith("polarbert."):
             assert torch.equal(tensor, pretrained[name]), name
     assert not torch.equal(frozen["direction_head.0.weight"],
                            load_file(tmp_path / "from_pretrained" / "model.safetensors")["direction_head.0.weight"])
-
-
-def test_evaluate_matches_a_direct_computation_and_predict(simulated, tmp_path):
-    torch.manual_seed(0)
-    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                             direction_loss="vmf")
-    PolarBertForDirection(config).save_pretrained(tmp_path / "model")
-    metrics = evaluate_model(str(tmp_path / "model"), str(simulated / "prepared"), str(tmp_path / "report"),
-                             batch_size=64, progress=False)
-
-    import datasets
-
-    dataset = datasets.load_from_disk(str(simulated / "prepared"))
-    predicted = predict_directions(load_direction_model(str(tmp_path / "model")), dataset, batch_size=37,
-                                   progress=False)
-    truth = angles_to_unit_vector(np.asarray(dataset["azimuth"]), np.asarray(dataset["zenith"]))
-    assert metrics["overall"]["model"]["mean"] == pytest.approx(np.mean(opening_angle(truth, predicted["direction"])))
-    assert metrics["overall"]["model"]["events"] == len(dataset)
-    assert 0.5 < metrics["overall"]["linefit"]["mean"] < 1.5  # LineFit is far from random on the simulation
-    assert {"track", "cascade", "up-going", "down-going"} <= metrics["breakdowns"].keys()
-    assert "kappa_calibration" in metrics
-    for name in ["metrics.json", "opening_angle_histogram.png", "opening_angle_by_pulse_count.png",
-                 "kappa_calibration.png"]:
-        assert (tmp_path / "report" / name).stat().st_size > 0, name
-
-    # predict over the Kaggle files gives the same metric as evaluate, event by event in meta order.
-    predict_kaggle_dir(str(tmp_path / "model"), str(simulated / "kaggle"), str(tmp_path / "submission.csv"),
-                       split="train", batch_size=50, progress=False)
-    submission = pd.read_csv(tmp_path / "submission.csv")
-    meta = pd.read_parquet(simulated / "kaggle" / "train_meta.parquet")
-    assert list(submission.columns) == ["event_id", "azimuth", "zenith"]
-    assert submission["event_id"].tolist() == meta["event_id"].tolist()
-    score = mean_opening_angle_from_angles(meta["azimuth"], meta["zenith"], submission["azimuth"], submission["zenith"])
-    assert score == pytest.approx(metrics["overall"]["model"]["mean"], abs=1e-5)
-
-
-def test_every_pulse_prediction_is_batched_by_length_yet_returned_in_dataset_order(simulated, tmp_path):
-    import datasets
-
-    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    model = PolarBertForDirection(config).eval()
-    dataset = datasets.load_from_disk(str(simulated / "prepared")).select(range(60))
-    assert max(dataset["n_pulses"]) > config.max_pulses  # some events are longer than the down-sampled 127
-    batched = predict_directions(model, dataset, batch_size=4, all_pulses=True, progress=False)["direction"]
-    one_by_one = np.concatenate([
-        predict_directions(model, dataset.select([i]), batch_size=1, all_pulses=True, progress=False)["direction"]
-        for i in range(len(dataset))
-    ])
-    np.testing.assert_allclose(batched, one_by_one, atol=2e-5)
-    down_sampled = predict_directions(model, dataset, batch_size=4, progress=False)["direction"]
-    long_events = np.asarray(dataset["n_pulses"]) > config.max_pulses
-    assert not np.allclose(batched[long_events], down_sampled[long_events], atol=1e-4)
-    np.testing.assert_allclose(batched[~long_events], down_sampled[~long_events], atol=2e-5)
-
-
-def test_predict_rejects_missing_batches_and_writes_nothing(simulated, tmp_path):
-    PolarBertForDirection(PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                          intermediate_size=64)).save_pretrained(tmp_path / "model")
-    broken = tmp_path / "kaggle"
-    shutil.copytree(simulated / "kaggle", broken)
-    victim = sorted((broken / "train").glob("batch_*.parquet"))[-1]
-    victim.unlink()
-    with pytest.raises(FileNotFoundError, match=victim.name):
-        predict_kaggle_dir(str(tmp_path / "model"), str(broken), str(tmp_path / "out.csv"), split="train",
-                           progress=False)
-    assert not list(tmp_path.glob("out.csv*"))
 
 
 def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
@@ -234,10 +150,10 @@ def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
     simulate_kaggle_dir(tmp_path / "test_split", n_events=50, seed=3, split="test")
     prepare_kaggle(tmp_path / "test_split", tmp_path / "unlabelled", split="test", progress=False)
     with pytest.raises(ValueError, match="no azimuth/zenith labels"):
-        finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "unlabelled"),
+        run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "unlabelled"),
                        "--output_dir", str(tmp_path / "out")])
     with pytest.raises(FileNotFoundError, match="not a dataset"):
-        finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "nowhere"),
+        run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(tmp_path / "nowhere"),
                        "--output_dir", str(tmp_path / "out")])
 
 
@@ -276,7 +192,7 @@ def test_push_to_hub_uploads_a_complete_loadable_folder(simulated, tmp_path, mon
                             dirs_exist_ok=True)
 
     monkeypatch.setattr(transformers.trainer, "hf_api", lambda: OfflineHub())
-    finetune.main([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+    run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
                    "--eval_dataset", str(simulated / "prepared"), "--max_eval_events", "50", "--max_steps", "2",
                    "--output_dir", str(tmp_path / "run"), "--push_to_hub", "true",
                    "--hub_model_id", "icecube/polarbert-test", *TINY])
@@ -296,25 +212,3 @@ def test_push_to_hub_uploads_a_complete_loadable_folder(simulated, tmp_path, mon
                             env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["PolarBertModel", "PolarBertForDirection"]
-
-
-def test_quickstart_pipeline_at_a_small_size(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/quickstart.py"), "--small", "--out", str(tmp_path / "runs"),
-         "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((tmp_path / "runs" / "results.json").read_text())
-    row = results["rows"][0]
-    for name in ("pretrained", "scratch", "linefit"):
-        assert 0 < row[name] < math.pi, name
-    assert row["linefit"] < 1.4  # LineFit on the simulation is far from random
-    assert "| labelled events | pretrained | from scratch | LineFit | random |" in result.stdout
-    assert (tmp_path / "runs" / "sample_efficiency.png").stat().st_size > 0
-    model = tmp_path / "runs" / "pretrained_300"
-    assert type(AutoModel.from_pretrained(model)).__name__ == "PolarBertModel"
-    assert "library_name: transformers" in (model / "README.md").read_text()
-    submission = pd.read_csv(tmp_path / "runs" / "submission.csv")
-    meta = pd.read_parquet(tmp_path / "data" / "kaggle_test" / "test_meta.parquet")
-    assert submission["event_id"].tolist() == meta["event_id"].tolist()

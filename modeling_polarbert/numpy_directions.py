@@ -1,4 +1,5 @@
-"""Direction conventions and the Kaggle metric, in numpy (the model file has its own torch versions).
+"""Direction conventions and the Kaggle metric in numpy (the torch versions live in modeling_polarbert.py, which
+ships to the Hub and may import only torch and transformers).
 
 Kaggle convention: (azimuth, zenith) name the direction the neutrino came FROM,
 d = (cos(az) sin(zen), sin(az) sin(zen), cos(zen)); zenith 0 is a down-going event.
