@@ -18,7 +18,7 @@ from modeling_polarbert.configuration_polarbert import PolarBertConfig
 from modeling_polarbert.numpy_directions import angles_to_unit_vector
 from modeling_polarbert.preparation import prepare_kaggle
 
-from kaggle_layout import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
+from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
 
 CONFIG = PolarBertConfig()
 PRETRAINING_KEYS = {"dom_ids", "features", "attention_mask", "labels", "total_charge"}

@@ -11,19 +11,18 @@ from modeling_polarbert.cli import main as cli_main
 from modeling_polarbert.kaggle_layout import aside_path
 from modeling_polarbert.preparation import load_kaggle, parse_batch_selection, prepare_kaggle
 
-from kaggle_layout import (  # tests/ is on sys.path under pytest
+from kaggle_files import (  # tests/ is on sys.path under pytest
+    BAD_INPUTS,
     KaggleEvent,
     batch_frame,
     edge_case_events,
     meta_frame,
     random_batches,
-    write_batch_file,
+    rewrite_batch,
+    set_pulse,
+    two_edge_case_batches,
     write_kaggle_dir,
 )
-
-
-def two_edge_case_batches():
-    return {1: edge_case_events(first_event_id=1, seed=0), 4: edge_case_events(first_event_id=101, seed=1)}
 
 
 def prepare_quietly(root, out, **kwargs):
@@ -212,70 +211,6 @@ def test_a_work_dir_from_other_input_is_discarded(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Bad input: a clear error naming file, column and event; nothing left behind
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def rewrite_batch(root, batch_id, change, layout="pandas"):
-    """Rewrite batch_{batch_id}.parquet of the train split after applying `change(frame)`."""
-    path = root / "train" / f"batch_{batch_id}.parquet"
-    frame = pd.read_parquet(path).reset_index()
-    change(frame)
-    write_batch_file(path, frame, layout)
-
-
-def set_pulse(column, value, event_id, dtype=None):
-    def change(frame):
-        if dtype is not None:
-            frame[column] = frame[column].astype(dtype)
-        frame.loc[frame.index[frame["event_id"] == event_id][1:2], column] = value
-    return change
-
-
-def rewrite_meta(root, change):
-    meta = pd.read_parquet(root / "train_meta.parquet")
-    meta = change(meta)
-    meta.to_parquet(root / "train_meta.parquet", index=False)
-
-
-BAD_INPUTS = {
-    # name: (breakage, error type, pieces the message must contain)
-    "missing meta file": (lambda r: (r / "train_meta.parquet").unlink(), FileNotFoundError, ["train_meta.parquet"]),
-    "missing batch file": (lambda r: (r / "train" / "batch_4.parquet").unlink(), FileNotFoundError,
-                           ["batch_4.parquet"]),
-    "missing column": (lambda r: rewrite_batch(r, 4, lambda f: f.pop("charge")), ValueError,
-                       ["batch_4.parquet", "'charge'", "missing"]),
-    "float16 sensor ids": (lambda r: rewrite_batch(r, 4, set_pulse("sensor_id", 5, 105, np.float16)), ValueError,
-                           ["batch_4.parquet", "'sensor_id'", "halffloat"]),
-    "int auxiliary": (lambda r: rewrite_batch(r, 1, set_pulse("auxiliary", 1, 3, np.int8)), ValueError,
-                      ["batch_1.parquet", "'auxiliary'", "int8"]),
-    "sensor id 5160": (lambda r: rewrite_batch(r, 4, set_pulse("sensor_id", 5160, 105)), ValueError,
-                       ["batch_4.parquet", "'sensor_id'", "event_id 105", "5160"]),
-    "negative sensor id": (lambda r: rewrite_batch(r, 1, set_pulse("sensor_id", -1, 6)), ValueError,
-                           ["batch_1.parquet", "event_id 6", "-1"]),
-    "NaN time": (lambda r: rewrite_batch(r, 4, set_pulse("time", np.nan, 106, np.float64)), ValueError,
-                 ["batch_4.parquet", "'time'", "event_id 106", "NaN"]),
-    "negative time": (lambda r: rewrite_batch(r, 1, set_pulse("time", -5, 5)), ValueError,
-                      ["batch_1.parquet", "'time'", "event_id 5", "negative"]),
-    "time beyond int32": (lambda r: rewrite_batch(r, 1, set_pulse("time", 2**31, 5)), ValueError,
-                          ["batch_1.parquet", "event_id 5", "int32"]),
-    "fractional time": (lambda r: rewrite_batch(r, 1, set_pulse("time", 12.5, 5, np.float64)), ValueError,
-                        ["batch_1.parquet", "event_id 5", "whole"]),
-    "zero charge": (lambda r: rewrite_batch(r, 4, set_pulse("charge", 0.0, 107)), ValueError,
-                    ["batch_4.parquet", "'charge'", "event_id 107"]),
-    "meta range off by one": (
-        lambda r: rewrite_meta(r, lambda m: m.assign(last_pulse_index=np.where(
-            m.event_id == 103, m.last_pulse_index + 1, m.last_pulse_index))),
-        ValueError, ["train_meta.parquet", "batch_4.parquet", "event_id 10"]),
-    "meta covers fewer rows": (
-        lambda r: rewrite_meta(r, lambda m: m[m.event_id != 112]), ValueError,
-        ["train_meta.parquet", "batch_4.parquet", "event_id 111"]),
-    "pulse rows of another event": (lambda r: rewrite_batch(r, 1, set_pulse("event_id", 999, 5)), ValueError,
-                                    ["batch_1.parquet", "event_id 5", "999"]),
-    "train labels missing": (lambda r: rewrite_meta(r, lambda m: m.drop(columns="zenith")), ValueError,
-                             ["train_meta.parquet", "'zenith'", "missing"]),
-    "NaN label": (lambda r: rewrite_meta(r, lambda m: m.assign(azimuth=np.where(m.event_id == 104, np.nan,
-                                                                                  m.azimuth))),
-                  ValueError, ["train_meta.parquet", "'azimuth'", "event_id 104"]),
-}
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
