@@ -6,7 +6,7 @@ The batch contract (see the model's docstring), B events, L = the batch's longes
 | key | dtype, shape | content |
 | --- | --- | --- |
 | `dom_ids` | int64 (B, L) | sensor ids; `config.pad_token_id` at padding, `config.mask_token_id` where masked |
-| `features` | float32 (B, L, 3) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset; 0 at padding |
+| `features` | float32 (B, L, F) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset, and with `config.event_time_reference` (time - t_event) / event_time_scale (F = `config.num_pulse_features`); 0 at padding |
 | `attention_mask` | int64 (B, L) | 1 for real pulses |
 | `labels` (pretraining) | int64 (B, L) | true sensor id at masked positions, -100 elsewhere |
 | `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
@@ -245,6 +245,21 @@ class _PulseCollator:
         multiple = self.pad_to_multiple_of or 1
         return -(-length // multiple) * multiple
 
+    def event_times(self, time: np.ndarray, charge: np.ndarray, auxiliary: np.ndarray, event_of_kept: np.ndarray,
+                    kept_offsets: np.ndarray) -> np.ndarray:
+        """(B,) float64 reference time of each event, from its selected pulses (`config.event_time_reference`).
+
+        The charge-weighted mean runs over the primary (HLC) pulses, or over all pulses of an event without any:
+        noise pulses (most of the auxiliary ones) spread over the whole 10 us readout window and would drag it."""
+        if self.config.event_time_reference == "first_pulse":
+            return time[kept_offsets[:-1]].astype(np.float64)  # the kept pulses stay in time order
+        n_events = len(kept_offsets) - 1
+        weight = charge.astype(np.float64)
+        has_primary = np.bincount(event_of_kept[~auxiliary], minlength=n_events) > 0
+        weight = np.where(has_primary[event_of_kept] & auxiliary, 0.0, weight)
+        weighted = np.bincount(event_of_kept, weights=weight * time, minlength=n_events)
+        return weighted / np.bincount(event_of_kept, weights=weight, minlength=n_events)
+
     def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
         """dom_ids, features and attention_mask (B, L, ...) of the kept pulses, and each kept pulse's slot
         `row * L + column` in the flattened padded batch."""
@@ -255,17 +270,23 @@ class _PulseCollator:
 
         dom_ids = np.full(n_events * length, config.pad_token_id, dtype=np.int64)
         dom_ids[slot] = batch["sensor_id"][kept]
-        pulse_features = np.empty((len(kept), 3), dtype=np.float32)
-        pulse_features[:, 0] = (batch["time"][kept] - config.time_offset) / config.time_scale
-        pulse_features[:, 1] = np.log10(batch["charge"][kept]) / config.charge_scale
+        n_features = config.num_pulse_features
+        time, charge = batch["time"][kept], batch["charge"][kept]
+        pulse_features = np.empty((len(kept), n_features), dtype=np.float32)
+        pulse_features[:, 0] = (time - config.time_offset) / config.time_scale
+        pulse_features[:, 1] = np.log10(charge) / config.charge_scale
         pulse_features[:, 2] = batch["auxiliary"][kept] - config.auxiliary_offset
-        features = np.zeros((n_events * length, 3), dtype=np.float32)
+        if config.event_time_reference is not None:
+            event_of_kept = np.repeat(np.arange(n_events), kept_counts)
+            event_time = self.event_times(time, charge, batch["auxiliary"][kept], event_of_kept, kept_offsets)
+            pulse_features[:, 3] = (time - event_time[event_of_kept]) / config.event_time_scale
+        features = np.zeros((n_events * length, n_features), dtype=np.float32)
         features[slot] = pulse_features
         attention_mask = np.zeros(n_events * length, dtype=np.int64)
         attention_mask[slot] = 1
         return {
             "dom_ids": dom_ids.reshape(n_events, length),
-            "features": features.reshape(n_events, length, 3),  # (batch, seq_len, 3)
+            "features": features.reshape(n_events, length, n_features),  # (batch, seq_len, num_pulse_features)
             "attention_mask": attention_mask.reshape(n_events, length),
             "_slot": slot,
         }

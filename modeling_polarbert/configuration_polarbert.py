@@ -7,6 +7,7 @@ transformers.
 from transformers import PretrainedConfig
 
 DIRECTION_LOSSES = ("angle", "vmf", "angle+vmf")
+EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
 
 
 class PolarBertConfig(PretrainedConfig):
@@ -57,6 +58,15 @@ class PolarBertConfig(PretrainedConfig):
             Pulse charge (p.e.) maps to `log10(charge) / charge_scale`.
         auxiliary_offset (`float`, *optional*, defaults to 0.5):
             The auxiliary flag maps to `auxiliary - auxiliary_offset`.
+        event_time_reference (`str`, *optional*):
+            Adds a fourth pulse feature, the time measured within the event: `(time - t_event) / event_time_scale`,
+            where `t_event` is the time of the event's first selected pulse (`"first_pulse"`) or the charge-weighted
+            mean time of its selected primary (HLC) pulses (`"charge_weighted_mean"`; all its pulses when it has no
+            primary one). `None` (the paper): the absolute time only.
+            A direction lives in time differences of a few 100 ns inside an event; on the paper's absolute scale
+            they are a few 0.01, next to event-to-event offsets of order 0.1 (docs/results.md, the diagnosis).
+        event_time_scale (`float`, *optional*, defaults to 1000.0):
+            See `event_time_reference` (ns). Light crosses about 220 m of ice in 1 microsecond.
         position_scale (`float`, *optional*, defaults to 500.0):
             DOM coordinates (m) map to `xyz / position_scale` when `use_dom_positions` is on.
         use_dom_positions (`bool`, *optional*, defaults to `False`):
@@ -99,6 +109,8 @@ class PolarBertConfig(PretrainedConfig):
         time_scale: float = 3e4,
         charge_scale: float = 3.0,
         auxiliary_offset: float = 0.5,
+        event_time_reference: str | None = None,
+        event_time_scale: float = 1000.0,
         position_scale: float = 500.0,
         use_dom_positions: bool = False,
         direction_head_hidden_size: int | None = None,
@@ -113,6 +125,8 @@ class PolarBertConfig(PretrainedConfig):
             )
         if direction_loss not in DIRECTION_LOSSES:
             raise ValueError(f"direction_loss must be one of {DIRECTION_LOSSES}, got {direction_loss!r}")
+        if event_time_reference not in EVENT_TIME_REFERENCES:
+            raise ValueError(f"event_time_reference must be one of {EVENT_TIME_REFERENCES}, got {event_time_reference!r}")
         if not 0.0 <= mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must lie in [0, 1], got {mask_ratio}")
         self.num_doms = num_doms
@@ -132,6 +146,8 @@ class PolarBertConfig(PretrainedConfig):
         self.time_scale = time_scale
         self.charge_scale = charge_scale
         self.auxiliary_offset = auxiliary_offset
+        self.event_time_reference = event_time_reference
+        self.event_time_scale = event_time_scale
         self.position_scale = position_scale
         self.use_dom_positions = use_dom_positions
         self.direction_head_hidden_size = direction_head_hidden_size or 4 * hidden_size
@@ -144,6 +160,11 @@ class PolarBertConfig(PretrainedConfig):
     @property
     def mask_token_id(self) -> int:
         return self.num_doms + 1
+
+    @property
+    def num_pulse_features(self) -> int:
+        """Columns of `features`: time, charge, auxiliary flag, and the time within the event when it is on."""
+        return 3 if self.event_time_reference is None else 4
 
     @property
     def vocab_size(self) -> int:

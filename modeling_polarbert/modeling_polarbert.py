@@ -8,8 +8,10 @@ neutrino direction from the CLS token.
 The batch contract (what `PolarBertPretrainingCollator` / `PolarBertDirectionCollator` produce):
 
     dom_ids         int64 (batch, L)       DOM ids 0..num_doms-1; `pad_token_id` at padding, `mask_token_id` where masked
-    features        float (batch, L, 3)    [(time - time_offset) / time_scale, log10(charge) / charge_scale,
-                                            auxiliary - auxiliary_offset], zero at padding
+    features        float (batch, L, F)    [(time - time_offset) / time_scale, log10(charge) / charge_scale,
+                                            auxiliary - auxiliary_offset (, (time - t_event) / event_time_scale)],
+                                           zero at padding; F = config.num_pulse_features (3, or 4 with
+                                           `event_time_reference`)
     attention_mask  int   (batch, L)       1 for real pulses, 0 for padding
     labels          pretraining: int64 (batch, L), the true DOM id at masked positions and -100 elsewhere;
                     direction: float (batch, 3), unit vectors of the direction the neutrino came from
@@ -39,8 +41,6 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_polarbert import PolarBertConfig
-
-NUM_FEATURES = 3  # scaled time, scaled log-charge, auxiliary flag
 
 
 def load_dom_positions(num_doms: int) -> torch.Tensor:
@@ -77,7 +77,7 @@ class PolarBertEmbeddings(nn.Module):
         self.config = config
         half = config.hidden_size // 2
         self.dom_embeddings = nn.Embedding(config.vocab_size, half, padding_idx=config.pad_token_id)
-        self.feature_embeddings = nn.Linear(NUM_FEATURES, half)
+        self.feature_embeddings = nn.Linear(config.num_pulse_features, half)
         if config.use_dom_positions:
             # Rows for the padding and mask ids stay zero: a masked pulse must not leak its DOM's position.
             self.register_buffer("dom_positions", torch.zeros(config.vocab_size, 3), persistent=True)
@@ -246,8 +246,9 @@ class PolarBertPreTrainedModel(PreTrainedModel):
         """Bad input raises a ValueError naming it, instead of a silent wrong answer or a CUDA device assert."""
         if dom_ids.dim() != 2:
             raise ValueError(f"dom_ids must be (batch, L), got shape {tuple(dom_ids.shape)}")
-        if features.shape != (*dom_ids.shape, NUM_FEATURES):
-            raise ValueError(f"features must be (batch, L, 3) = {(*dom_ids.shape, 3)}, got {tuple(features.shape)}")
+        expected = (*dom_ids.shape, self.config.num_pulse_features)
+        if features.shape != expected:
+            raise ValueError(f"features must be (batch, L, num_pulse_features) = {expected}, got {tuple(features.shape)}")
         if attention_mask is not None and attention_mask.shape != dom_ids.shape:
             raise ValueError(f"attention_mask must have the shape of dom_ids {tuple(dom_ids.shape)}")
         if torch.compiler.is_compiling():

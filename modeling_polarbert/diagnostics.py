@@ -1,0 +1,141 @@
+"""Why does a model (not) learn? Measurements taken while a direction model trains, for docs/results.md.
+
+`LearningDiagnostics` is a `TrainerCallback`: every `every` optimiser steps it records the gradient norm of each
+part of the network (DOM embedding, feature embedding, position embedding, each block, the head) and, on a fixed
+batch of held-out events, what the network's output depends on:
+
+- `cls_spread`: the spread of the CLS vector across events (std over events, averaged over dimensions) over its
+  rms size. Near 0: the CLS vector is the same for every event, the network ignores its input.
+- `direction_resultant`: the length of the mean predicted unit vector. 1: one constant direction for all events.
+- `time_sensitivity`: the mean angle (rad) the prediction moves when every event's time features are replaced by
+  those of another event (its pulses kept): how much the output depends on the timing of the pulses.
+- `dead_head_units`: the fraction of the direction head's hidden ReLU units that are zero for every event.
+- `head_output_norm`, `head_bias_share`: the mean length of the head's raw 3-vector (before it is normalised), and
+  the length of the last layer's bias over it. A share near 1: the bias alone sets the direction.
+
+`input_scales` measures, on a collated batch, the size of the parts that make up a pulse embedding, and how large
+the within-event time differences that a direction needs are next to the event-to-event offsets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from .modeling_polarbert import opening_angle
+
+
+def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
+    """The parts of a PolarBertFor... model whose gradient norms are worth reading apart."""
+    backbone = model.polarbert
+    groups = {
+        "dom_embedding": list(backbone.embeddings.dom_embeddings.parameters()),
+        "feature_embedding": list(backbone.embeddings.feature_embeddings.parameters()),
+        "cls_token": [backbone.cls_embedding],
+    }
+    if hasattr(backbone.embeddings, "position_embeddings"):
+        groups["position_embedding"] = list(backbone.embeddings.position_embeddings.parameters())
+    for index, layer in enumerate(backbone.layers):
+        groups[f"layer_{index}"] = list(layer.parameters())
+    head = getattr(model, "direction_head", None)
+    if head is not None:
+        groups["direction_head"] = list(head.parameters())
+    return groups
+
+
+def gradient_norms(model) -> dict[str, float]:
+    norms = {}
+    for name, parameters in parameter_groups(model).items():
+        squares = [p.grad.detach().float().pow(2).sum() for p in parameters if p.grad is not None]
+        norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    return norms
+
+
+@torch.no_grad()
+def output_dependence(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """What the output of a direction model depends on, on one batch (see the module docstring)."""
+    was_training = model.training
+    model.eval()
+    inputs = {key: batch[key] for key in ("dom_ids", "features", "attention_mask")}
+    hidden = {}
+    handle = model.direction_head[1].register_forward_hook(lambda module, args, output: hidden.setdefault("h", output))
+    try:
+        output = model(**inputs)
+    finally:
+        handle.remove()
+    cls = output.last_hidden_state[:, 0].float()
+    raw = model.direction_head(output.last_hidden_state[:, 0]).float()
+    raw_norm = raw.norm(dim=-1).mean()
+    direction = output.direction.float()
+    # The same pulses, with the time columns of another event (rolled by one in the batch), padded where shorter.
+    shuffled = inputs["features"].clone()
+    time_columns = [0] + ([3] if shuffled.shape[-1] > 3 else [])
+    rolled = torch.roll(inputs["features"], shifts=1, dims=0)
+    rolled_mask = torch.roll(inputs["attention_mask"], shifts=1, dims=0).bool()
+    both = inputs["attention_mask"].bool() & rolled_mask
+    for column in time_columns:
+        shuffled[..., column] = torch.where(both, rolled[..., column], shuffled[..., column])
+    moved = model(inputs["dom_ids"], shuffled, inputs["attention_mask"]).direction.float()
+    model.train(was_training)
+    return {
+        "cls_spread": float(cls.std(dim=0).mean() / cls.pow(2).mean().sqrt()),
+        "direction_resultant": float(direction.mean(dim=0).norm()),
+        "time_sensitivity": float(opening_angle(direction, moved).mean()),
+        "dead_head_units": float((hidden["h"] <= 0).all(dim=0).float().mean()),
+        "head_output_norm": float(raw_norm),
+        "head_bias_share": float(model.direction_head[-1].bias.float().norm() / raw_norm),
+    }
+
+
+@torch.no_grad()
+def input_scales(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Sizes (rms over real pulses and dimensions) of the pulse-embedding parts, and of the time signal."""
+    embeddings = model.polarbert.embeddings
+    real = batch["attention_mask"].bool()
+    features = batch["features"][real].float()
+    parts = {
+        "dom_embedding_rms": embeddings.dom_embeddings(batch["dom_ids"][real]),
+        "feature_embedding_rms": embeddings.feature_embeddings(features),
+    }
+    if hasattr(embeddings, "position_embeddings"):
+        positions = embeddings.dom_positions[batch["dom_ids"][real]] / model.config.position_scale
+        parts["position_embedding_rms"] = embeddings.position_embeddings(positions)
+    scales = {name: float(value.float().pow(2).mean().sqrt()) for name, value in parts.items()}
+    # The absolute-time column: how far pulses of one event spread, against how far events' mean times differ.
+    time = batch["features"][..., 0].float()
+    counts = real.sum(dim=1).clamp_min(1)
+    event_mean = (time * real).sum(dim=1) / counts
+    within = ((time - event_mean[:, None]) ** 2 * real).sum(dim=1) / counts
+    scales["time_within_event_std"] = float(within.mean().sqrt())
+    scales["time_between_events_std"] = float(event_mean.std())
+    return scales
+
+
+class LearningDiagnostics(TrainerCallback):
+    """Record `gradient_norms` and `output_dependence` every `every` steps into `path` (JSON lines)."""
+
+    def __init__(self, probe_batch: dict[str, torch.Tensor], path: str | Path, every: int = 50):
+        self.probe_batch = probe_batch
+        self.path = Path(path)
+        self.every = every
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        step = state.global_step + 1
+        if step == 1 or step % self.every == 0:
+            record = {"step": step, "gradient_norms": gradient_norms(model)}
+            record.update(output_dependence(model, self.probe_batch))
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def summarise(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+__all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "input_scales", "summarise"]
