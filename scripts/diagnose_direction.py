@@ -20,13 +20,13 @@ from modeling_polarbert import PolarBertForDirection
 from modeling_polarbert.collators import PolarBertDirectionCollator, as_training_dataset
 from modeling_polarbert.diagnostics import LearningDiagnostics, input_scales
 from modeling_polarbert.evaluation import evaluate_model
+from modeling_polarbert.loading import load_prepared_dataset
 from modeling_polarbert.training import (
     ModelArguments,
     PolarBertTrainer,
     build_config,
     compute_direction_metrics,
     freeze_backbone,
-    load_prepared_dataset,
 )
 from transformers import TrainingArguments, set_seed
 
