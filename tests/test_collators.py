@@ -394,3 +394,24 @@ def test_dataloader_workers_draw_what_one_process_draws():
     first, second = batches[2]  # one batch from each worker: different draws
     assert not torch.equal(first["labels"][0], second["labels"][0])
     assert not torch.equal(first["dom_ids"][0], second["dom_ids"][0])
+
+
+@pytest.mark.parametrize("reference", ["first_pulse", "charge_weighted_mean"])
+def test_event_time_is_measured_from_the_events_reference_time(reference):
+    config = PolarBertConfig(event_time_reference=reference, event_time_scale=500.0)
+    rows = [ROWS[4], ROWS[2], ROWS[1]]  # short with primaries, all auxiliary, long (down-sampled)
+    batch = PolarBertDirectionCollator(config, deterministic=True)(rows)
+    assert batch["features"].shape[-1] == 4
+    for i, row in enumerate(rows):
+        kept = kept_pulse_indices(batch, i)
+        time = np.asarray(row["time"], dtype=np.float64)[kept]
+        charge = np.asarray(row["charge"], dtype=np.float32).astype(np.float64)[kept]
+        primary = ~np.asarray(row["auxiliary"])[kept]
+        if reference == "first_pulse":
+            event_time = time[0]
+        else:  # over the primary pulses; all pulses of an event that has none
+            weight = charge * primary if primary.any() else charge
+            event_time = (weight * time).sum() / weight.sum()
+        real = batch["attention_mask"][i].bool()
+        np.testing.assert_allclose(batch["features"][i, real, 3].numpy(), (time - event_time) / 500.0, atol=1e-5)
+        assert (batch["features"][i, ~real] == 0).all()

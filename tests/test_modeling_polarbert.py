@@ -42,7 +42,7 @@ class PolarBertModelTester:
         generator = torch.Generator().manual_seed(seed)
         shape = (self.batch_size, self.seq_length)
         dom_ids = torch.randint(0, config.num_doms, shape, generator=generator)
-        features = torch.randn(*shape, 3, generator=generator)
+        features = torch.randn(*shape, config.num_pulse_features, generator=generator)
         attention_mask = torch.ones(shape, dtype=torch.long)
         attention_mask[0, 5:] = 0
         dom_ids[0, 5:] = config.pad_token_id
@@ -101,9 +101,17 @@ def test_backbone_output_shapes_and_cls_vector(tester):
     assert len(outputs.hidden_states) == config.num_hidden_layers + 1
 
 
+INPUT_OPTIONS = {
+    "paper": {},
+    "event time, positions": dict(event_time_reference="charge_weighted_mean", use_dom_positions=True),
+    "fourier": dict(event_time_reference="first_pulse", use_dom_positions=True, continuous_embedding="fourier"),
+}
+
+
+@pytest.mark.parametrize("options", INPUT_OPTIONS.values(), ids=INPUT_OPTIONS.keys())
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
-def test_padding_never_changes_real_tokens(tester, attn_implementation):
-    config = tester.get_config()
+def test_padding_never_changes_real_tokens(tester, attn_implementation, options):
+    config = tester.get_config(**options)
     model = PolarBertModel(config).eval()
     model.set_attn_implementation(attn_implementation)
     inputs = backbone_inputs(tester.prepare_inputs(config))
@@ -111,7 +119,9 @@ def test_padding_never_changes_real_tokens(tester, attn_implementation):
     padded = {
         "dom_ids": torch.nn.functional.pad(inputs["dom_ids"], (0, extra), value=config.pad_token_id),
         # Garbage in the padded features must not matter either.
-        "features": torch.cat([inputs["features"], torch.randn(tester.batch_size, extra, 3)], dim=1),
+        "features": torch.cat(
+            [inputs["features"], torch.randn(tester.batch_size, extra, config.num_pulse_features)], dim=1
+        ),
         "attention_mask": torch.nn.functional.pad(inputs["attention_mask"], (0, extra), value=0),
     }
     with torch.no_grad():
@@ -409,3 +419,49 @@ def test_config_rejects_inconsistent_values():
     config = PolarBertConfig()
     assert (config.pad_token_id, config.mask_token_id, config.vocab_size) == (5160, 5161, 5162)
     assert config.direction_head_hidden_size == 4 * config.hidden_size
+
+
+def test_event_time_adds_a_fourth_feature_column_to_the_embedding(tester):
+    config = tester.get_config(event_time_reference="first_pulse")
+    assert config.num_pulse_features == 4 and tester.get_config().num_pulse_features == 3
+    model = PolarBertModel(config)
+    assert model.embeddings.feature_embeddings.in_features == 4
+    with pytest.raises(ValueError, match="num_pulse_features"):
+        model(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, 3))
+
+
+def test_fourier_features_are_the_input_then_its_sines_and_cosines():
+    from modeling_polarbert.modeling_polarbert import fourier_features
+
+    values = torch.tensor([[0.3, -1.2]])
+    frequencies = torch.tensor([1.0, 4.0, 16.0])
+    encoded = fourier_features(values, frequencies)
+    assert encoded.shape == (1, 2 * 7)
+    for i, x in enumerate(values[0].tolist()):
+        expected = [x] + [math.sin(f * x) for f in (1, 4, 16)] + [math.cos(f * x) for f in (1, 4, 16)]
+        assert torch.allclose(encoded[0, 7 * i : 7 * (i + 1)], torch.tensor(expected), atol=1e-6)
+
+
+def test_fourier_embedding_resolves_what_the_linear_one_cannot(tester):
+    """Two pulse times 1/100 of a unit apart: the Fourier encoding separates them by far more than a linear map."""
+    config = tester.get_config(continuous_embedding="fourier", fourier_max_frequency=128.0)
+    frequencies = PolarBertModel(config).embeddings.fourier_frequencies
+    assert frequencies[0] == 1.0 and torch.isclose(frequencies[-1], torch.tensor(128.0))
+    from modeling_polarbert.modeling_polarbert import fourier_features
+
+    a, b = torch.tensor([0.50]), torch.tensor([0.51])
+    assert (fourier_features(a, frequencies) - fourier_features(b, frequencies)).norm() > 50 * (a - b).abs().item()
+
+
+def test_zero_initialised_direction_head_starts_at_zero_and_still_learns(tester, tmp_path):
+    config = tester.get_config(zero_init_direction_head=True)
+    model = PolarBertForDirection(config)
+    assert torch.count_nonzero(model.direction_head[-1].weight) == 0
+    assert torch.count_nonzero(model.direction_head[0].weight) > 0  # only the output layer starts at zero
+    # Also when a pretrained backbone gets a new head.
+    PolarBertForMaskedDOM(config).save_pretrained(tmp_path)
+    assert torch.count_nonzero(PolarBertForDirection.from_pretrained(tmp_path).direction_head[-1].weight) == 0
+    inputs = direction_inputs(tester.prepare_inputs(config))
+    model(**inputs).loss.backward()
+    gradient = model.direction_head[-1].weight.grad
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
