@@ -138,4 +138,37 @@ def summarise(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-__all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "input_scales", "summarise"]
+def plot_diagnostics(runs: dict[str, str | Path], path: str | Path) -> Path:
+    """One PNG comparing runs (name -> diagnostics.jsonl) over training steps: the four signs of a collapse."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("direction_resultant", "mean predicted direction length\n(1 = one constant direction)"),
+        ("cls_spread", "CLS spread across events / CLS size"),
+        ("dead_head_units", "dead ReLU units in the head"),
+        ("first_layer_gradient", "gradient norm, first block"),
+    ]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for name, jsonl in runs.items():
+        records = summarise(jsonl)
+        steps = [record["step"] for record in records]
+        for axis, (key, label) in zip(axes, panels):
+            if key == "first_layer_gradient":
+                values = [record["gradient_norms"]["layer_0"] for record in records]
+                axis.set_yscale("log")
+            else:
+                values = [record[key] for record in records]
+            axis.plot(steps, values, "o-", ms=3, label=name)
+            axis.set(xlabel="optimiser step", title=label)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+__all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "input_scales", "summarise", "plot_diagnostics"]
