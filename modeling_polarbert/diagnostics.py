@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .modeling_polarbert import opening_angle
 
 
 def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
@@ -53,6 +52,12 @@ def gradient_norms(model) -> dict[str, float]:
         squares = [p.grad.detach().float().pow(2).sum() for p in parameters if p.grad is not None]
         norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
     return norms
+
+
+def exact_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle between unit vectors, exact down to 0 (atan2 of sine and cosine; the training loss clips its arccos
+    at 0.0014 rad, which would hide a model that does not move at all)."""
+    return torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(dim=-1))
 
 
 @torch.no_grad()
@@ -84,7 +89,7 @@ def output_dependence(model, batch: dict[str, torch.Tensor]) -> dict[str, float]
     return {
         "cls_spread": float(cls.std(dim=0).mean() / cls.pow(2).mean().sqrt()),
         "direction_resultant": float(direction.mean(dim=0).norm()),
-        "time_sensitivity": float(opening_angle(direction, moved).mean()),
+        "time_sensitivity": float(exact_angle(direction, moved).mean()),
         "dead_head_units": float((hidden["h"] <= 0).all(dim=0).float().mean()),
         "head_output_norm": float(raw_norm),
         "head_bias_share": float(model.direction_head[-1].bias.float().norm() / raw_norm),
