@@ -8,7 +8,6 @@ from transformers import PretrainedConfig
 
 DIRECTION_LOSSES = ("angle", "vmf", "angle+vmf")
 EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
-CONTINUOUS_EMBEDDINGS = ("linear", "fourier")
 
 
 class PolarBertConfig(PretrainedConfig):
@@ -74,18 +73,6 @@ class PolarBertConfig(PretrainedConfig):
             Add a learned linear embedding of the DOM's scaled (x, y, z) to every pulse. The model then carries the
             detector geometry as a buffer saved with its weights. The paper needed positions to train from scratch
             on small labelled sets.
-        continuous_embedding (`str`, *optional*, defaults to `"linear"`):
-            How the scaled continuous inputs (the pulse features, and the DOM positions when used) enter their
-            linear embeddings: `"linear"` (the paper) as they are, `"fourier"` with the sines and cosines of
-            `fourier_num_frequencies` geometrically spaced angular frequencies from 1 to `fourier_max_frequency`
-            beside each input (Kaggle 2nd place), so that small differences are resolved.
-        fourier_num_frequencies (`int`, *optional*, defaults to 8):
-            See `continuous_embedding`.
-        fourier_max_frequency (`float`, *optional*, defaults to 128.0):
-            See `continuous_embedding`: the finest scale resolved is about 1/128 of an input unit (4 m of position,
-            8 ns of event time on the default scales).
-        direction_head_hidden_size (`int`, *optional*):
-            Hidden width of the direction MLP head; defaults to `4 * hidden_size` as in the paper.
         zero_init_direction_head (`bool`, *optional*, defaults to `False`):
             Start the direction head's output layer at zero weights. A randomly initialised head adds
             input-dependent noise to a direction that does not yet correlate with the truth; the quickest way down
@@ -130,9 +117,6 @@ class PolarBertConfig(PretrainedConfig):
         event_time_scale: float = 1000.0,
         position_scale: float = 500.0,
         use_dom_positions: bool = False,
-        continuous_embedding: str = "linear",
-        fourier_num_frequencies: int = 8,
-        fourier_max_frequency: float = 128.0,
         direction_head_hidden_size: int | None = None,
         zero_init_direction_head: bool = False,
         direction_loss: str = "angle",
@@ -148,8 +132,6 @@ class PolarBertConfig(PretrainedConfig):
             raise ValueError(f"direction_loss must be one of {DIRECTION_LOSSES}, got {direction_loss!r}")
         if event_time_reference not in EVENT_TIME_REFERENCES:
             raise ValueError(f"event_time_reference must be one of {EVENT_TIME_REFERENCES}, got {event_time_reference!r}")
-        if continuous_embedding not in CONTINUOUS_EMBEDDINGS:
-            raise ValueError(f"continuous_embedding must be one of {CONTINUOUS_EMBEDDINGS}, got {continuous_embedding!r}")
         if not 0.0 <= mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must lie in [0, 1], got {mask_ratio}")
         self.num_doms = num_doms
@@ -173,9 +155,6 @@ class PolarBertConfig(PretrainedConfig):
         self.event_time_scale = event_time_scale
         self.position_scale = position_scale
         self.use_dom_positions = use_dom_positions
-        self.continuous_embedding = continuous_embedding
-        self.fourier_num_frequencies = fourier_num_frequencies
-        self.fourier_max_frequency = fourier_max_frequency
         self.direction_head_hidden_size = direction_head_hidden_size or 4 * hidden_size
         self.zero_init_direction_head = zero_init_direction_head
         self.direction_loss = direction_loss

@@ -104,11 +104,11 @@ def input_scales(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     features = batch["features"][real].float()
     parts = {
         "dom_embedding_rms": embeddings.dom_embeddings(batch["dom_ids"][real]),
-        "feature_embedding_rms": embeddings.feature_embeddings(embeddings._encode_continuous(features)),
+        "feature_embedding_rms": embeddings.feature_embeddings(features),
     }
     if hasattr(embeddings, "position_embeddings"):
         positions = embeddings.dom_positions[batch["dom_ids"][real]] / model.config.position_scale
-        parts["position_embedding_rms"] = embeddings.position_embeddings(embeddings._encode_continuous(positions))
+        parts["position_embedding_rms"] = embeddings.position_embeddings(positions)
     scales = {name: float(value.float().pow(2).mean().sqrt()) for name, value in parts.items()}
     # The absolute-time column: how far pulses of one event spread, against how far events' mean times differ.
     time = batch["features"][..., 0].float()

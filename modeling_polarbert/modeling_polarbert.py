@@ -65,23 +65,11 @@ def load_dom_positions(num_doms: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def fourier_features(values: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
-    """(..., n) scaled inputs -> (..., n * (1 + 2 * len(frequencies))): each input, then its sines and cosines.
-
-    A linear layer on a raw input resolves only changes comparable to the input's range; the sines and cosines of
-    geometrically spaced frequencies make differences of 1/frequency visible (the Kaggle 2nd-place solution
-    found this encoding of time and position crucial)."""
-    phases = values.unsqueeze(-1) * frequencies  # (..., n, n_frequencies)
-    encoded = torch.cat([values.unsqueeze(-1), torch.sin(phases), torch.cos(phases)], dim=-1)
-    return encoded.flatten(-2)
-
-
 class PolarBertEmbeddings(nn.Module):
     """Pulse embedding of the paper's Figure 1: [DOM-id embedding (hidden/2) ; linear(features) (hidden/2)].
 
     No positional encoding: pulse times already order the sequence (paper, section 3). With `use_dom_positions`,
-    a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector. With
-    `continuous_embedding="fourier"`, features and positions enter those linear layers through `fourier_features`.
+    a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector.
     """
 
     def __init__(self, config: PolarBertConfig):
@@ -89,35 +77,20 @@ class PolarBertEmbeddings(nn.Module):
         self.config = config
         half = config.hidden_size // 2
         self.dom_embeddings = nn.Embedding(config.vocab_size, half, padding_idx=config.pad_token_id)
-        if config.continuous_embedding == "fourier":
-            n = config.fourier_num_frequencies
-            frequencies = config.fourier_max_frequency ** (torch.arange(n, dtype=torch.float32) / max(n - 1, 1))
-            self.register_buffer("fourier_frequencies", frequencies, persistent=False)
-            width = 1 + 2 * n
-        else:
-            self.fourier_frequencies = None
-            width = 1
-        self.feature_embeddings = nn.Linear(config.num_pulse_features * width, half)
+        self.feature_embeddings = nn.Linear(config.num_pulse_features, half)
         if config.use_dom_positions:
             # Rows for the padding and mask ids stay zero: a masked pulse must not leak its DOM's position.
             self.register_buffer("dom_positions", torch.zeros(config.vocab_size, 3), persistent=True)
-            self.position_embeddings = nn.Linear(3 * width, config.hidden_size)
+            self.position_embeddings = nn.Linear(3, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def _encode_continuous(self, values: torch.Tensor) -> torch.Tensor:
-        values = values.to(self.feature_embeddings.weight.dtype)
-        if self.fourier_frequencies is None:
-            return values
-        return fourier_features(values, self.fourier_frequencies.to(values.dtype))
-
     def forward(self, dom_ids: torch.LongTensor, features: torch.Tensor) -> torch.Tensor:
+        features = features.to(self.feature_embeddings.weight.dtype)
         # (batch, L, hidden_size)
-        embeddings = torch.cat(
-            [self.dom_embeddings(dom_ids), self.feature_embeddings(self._encode_continuous(features))], dim=-1
-        )
+        embeddings = torch.cat([self.dom_embeddings(dom_ids), self.feature_embeddings(features)], dim=-1)
         if self.config.use_dom_positions:
             positions = self.dom_positions[dom_ids] / self.config.position_scale
-            embeddings = embeddings + self.position_embeddings(self._encode_continuous(positions))
+            embeddings = embeddings + self.position_embeddings(positions.to(embeddings.dtype))
         return self.dropout(embeddings)
 
 

@@ -105,7 +105,7 @@ def test_backbone_output_shapes_and_cls_vector(tester):
 INPUT_OPTIONS = {
     "paper": {},
     "event time, positions": dict(event_time_reference="charge_weighted_mean", use_dom_positions=True),
-    "fourier": dict(event_time_reference="first_pulse", use_dom_positions=True, continuous_embedding="fourier"),
+    "first-pulse time": dict(event_time_reference="first_pulse"),
 }
 
 
@@ -429,29 +429,6 @@ def test_event_time_adds_a_fourth_feature_column_to_the_embedding(tester):
     assert model.embeddings.feature_embeddings.in_features == 4
     with pytest.raises(ValueError, match="num_pulse_features"):
         model(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, 5, 3))
-
-
-def test_fourier_features_are_the_input_then_its_sines_and_cosines():
-    from modeling_polarbert.modeling_polarbert import fourier_features
-
-    values = torch.tensor([[0.3, -1.2]])
-    frequencies = torch.tensor([1.0, 4.0, 16.0])
-    encoded = fourier_features(values, frequencies)
-    assert encoded.shape == (1, 2 * 7)
-    for i, x in enumerate(values[0].tolist()):
-        expected = [x] + [math.sin(f * x) for f in (1, 4, 16)] + [math.cos(f * x) for f in (1, 4, 16)]
-        assert torch.allclose(encoded[0, 7 * i : 7 * (i + 1)], torch.tensor(expected), atol=1e-6)
-
-
-def test_fourier_embedding_resolves_what_the_linear_one_cannot(tester):
-    """Two pulse times 1/100 of a unit apart: the Fourier encoding separates them by far more than a linear map."""
-    config = tester.get_config(continuous_embedding="fourier", fourier_max_frequency=128.0)
-    frequencies = PolarBertModel(config).embeddings.fourier_frequencies
-    assert frequencies[0] == 1.0 and torch.isclose(frequencies[-1], torch.tensor(128.0))
-    from modeling_polarbert.modeling_polarbert import fourier_features
-
-    a, b = torch.tensor([0.50]), torch.tensor([0.51])
-    assert (fourier_features(a, frequencies) - fourier_features(b, frequencies)).norm() > 50 * (a - b).abs().item()
 
 
 def test_zero_initialised_direction_head_starts_at_zero_and_still_learns(tester, tmp_path):
