@@ -63,8 +63,9 @@ class PolarBertConfig(PretrainedConfig):
             where `t_event` is the time of the event's first selected pulse (`"first_pulse"`) or the charge-weighted
             mean time of its selected primary (HLC) pulses (`"charge_weighted_mean"`; all its pulses when it has no
             primary one). `None` (the paper): the absolute time only.
-            A direction lives in time differences of a few 100 ns inside an event; on the paper's absolute scale
-            they are a few 0.01, next to event-to-event offsets of order 0.1 (docs/results.md, the diagnosis).
+            A direction lives in time differences of a few 100 ns inside an event: on the paper's absolute scale
+            they are about 0.01, which a linear embedding initialised at N(0, 0.02) makes a hundred times smaller
+            than the random DOM-id embedding beside it (docs/results.md, the diagnosis).
         event_time_scale (`float`, *optional*, defaults to 1000.0):
             See `event_time_reference` (ns). Light crosses about 220 m of ice in 1 microsecond.
         position_scale (`float`, *optional*, defaults to 500.0):
@@ -73,6 +74,8 @@ class PolarBertConfig(PretrainedConfig):
             Add a learned linear embedding of the DOM's scaled (x, y, z) to every pulse. The model then carries the
             detector geometry as a buffer saved with its weights. The paper needed positions to train from scratch
             on small labelled sets.
+        direction_head_hidden_size (`int`, *optional*):
+            Hidden width of the direction MLP head; defaults to `4 * hidden_size` as in the paper.
         zero_init_direction_head (`bool`, *optional*, defaults to `False`):
             Start the direction head's output layer at zero weights. A randomly initialised head adds
             input-dependent noise to a direction that does not yet correlate with the truth; the quickest way down

@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import TrainerCallback
-
 
 
 def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
