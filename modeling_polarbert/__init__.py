@@ -2,18 +2,28 @@
 
 Importing the package registers the config and models with the Auto classes, so that
 `AutoModel.from_pretrained(folder)` works on any saved PolarBERT folder, and marks them for auto classes so that
-`save_pretrained` / `push_to_hub` ship the code beside the weights (loadable with `trust_remote_code=True`).
+`save_pretrained` / `push_to_hub` ship the code beside the weights (loadable with `trust_remote_code=True`). The
+feature extractor (events -> model inputs) registers with `AutoFeatureExtractor` the same way, and the data
+collators are exported here as Transformers exports its own.
 """
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
 )
 
+from .collators import (
+    PolarBertDirectionCollator,
+    PolarBertPretrainingCollator,
+    PolarBertTrainingDataset,
+    as_training_dataset,
+)
 from .configuration_polarbert import PolarBertConfig
+from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .modeling_polarbert import (
     PolarBertDirectionOutput,
     PolarBertForDirection,
@@ -32,14 +42,21 @@ AutoModelForMaskedLM.register(PolarBertConfig, PolarBertForMaskedDOM)
 AutoModelForPreTraining.register(PolarBertConfig, PolarBertForMaskedDOM)
 # Transformers' auto class for sequence-level heads, regression included: one event in, one direction out.
 AutoModelForSequenceClassification.register(PolarBertConfig, PolarBertForDirection)
+AutoFeatureExtractor.register(PolarBertConfig, PolarBertFeatureExtractor)
 
 PolarBertConfig.register_for_auto_class()
 PolarBertModel.register_for_auto_class("AutoModel")
 PolarBertForMaskedDOM.register_for_auto_class("AutoModelForMaskedLM")
 PolarBertForDirection.register_for_auto_class("AutoModelForSequenceClassification")
+PolarBertFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
     "PolarBertConfig",
+    "PolarBertFeatureExtractor",
+    "PolarBertPretrainingCollator",
+    "PolarBertDirectionCollator",
+    "PolarBertTrainingDataset",
+    "as_training_dataset",
     "PolarBertPreTrainedModel",
     "PolarBertModel",
     "PolarBertForMaskedDOM",

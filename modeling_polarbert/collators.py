@@ -12,9 +12,11 @@ The batch contract (see the model's docstring), B events, L = the batch's longes
 | `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
 | `labels` (direction) | float32 (B, 3) | unit vectors from (azimuth, zenith), Kaggle convention; omitted without labels |
 
-Down-sampling (paper, section 3): an event with more than `max_pulses` pulses keeps its primary (auxiliary =
-False) pulses first: a random subset of them if there are more than `max_pulses`, else all of them plus random
-auxiliary pulses. The kept pulses stay in their original order (the Kaggle files are time-ordered).
+Down-sampling, feature scaling and padding are those of the model's feature extractor
+(`feature_extraction_polarbert.py`, the one implementation, shipped with every checkpoint): an event with more than
+`max_pulses` pulses keeps its primary pulses first, drawn at random from (seed, batch) for training or from the
+event_id in deterministic mode (evaluation and prediction, the same pulses the extractor gives a Hub user). The
+collators add what training needs: the random draws, masking, labels and the Arrow fast path.
 
 Masking (pretraining): `round(mask_ratio * n)` of an event's n selected primary pulses, rounded half up and at
 least one when n > 0 (a 1-primary event masks its only primary pulse rather than none); auxiliary pulses are never
@@ -26,118 +28,31 @@ Two inputs are accepted, with identical results for the same draws:
   for `Trainer`; see `PulseBatch`).
 
 Everything is vectorised over the whole batch (numpy on the concatenated pulses: a random key per pulse and one
-sort pick the subsets, see `choose_random`), with no Python loop over events or pulses.
+sort pick the subsets, see `feature_extraction_polarbert.choose_random`), with no Python loop over pulses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .configuration_polarbert import PolarBertConfig
+from .feature_extraction_polarbert import (
+    MASKING_SALT,
+    PULSE_DTYPES,
+    PolarBertFeatureExtractor,
+    PulseBatch,
+    as_pulse_batch,
+    choose_random,
+    concatenated_ranges,
+    rows_to_pulse_batch,
+)
 from .kaggle_layout import LABEL_COLUMNS, PULSE_COLUMNS
 from .numpy_directions import angles_to_unit_vector
 
 IGNORE_INDEX = -100  # the Transformers convention for "no label here"
-PULSE_DTYPES = {"sensor_id": np.int16, "time": np.int32, "charge": np.float32, "auxiliary": np.bool_}
-# Salts keep the deterministic (event_id-keyed) draws of selection and masking independent of each other.
-SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The compact batch: flat pulse arrays + offsets
-# ----------------------------------------------------------------------------------------------------------------
-#
-# A `PulseBatch` is a plain dict:
-#   "event_id":      int64 (B,)
-#   "pulse_offsets": int64 (B + 1,)   event i's pulses are [pulse_offsets[i], pulse_offsets[i + 1]) of:
-#   "sensor_id":     int16 (N,)
-#   "time":          int32 (N,)
-#   "charge":        float32 (N,)
-#   "auxiliary":     bool (N,)
-#   "azimuth", "zenith": float64 (B,)   only when the dataset has labels
-PulseBatch = dict
-
-
-def rows_to_pulse_batch(rows: Sequence[Mapping]) -> PulseBatch:
-    """Concatenate row dicts (as `dataset[i]` returns them) into a `PulseBatch`."""
-    if rows and isinstance(rows[0], str):
-        raise TypeError(
-            "the collator got a list of str: the batch dict of `as_training_dataset` was iterated by another "
-            "wrapper (Trainer wraps the collator when `remove_unused_columns=True`; set it to False)")
-    counts = np.fromiter((len(row["sensor_id"]) for row in rows), dtype=np.int64, count=len(rows))
-    batch = {
-        "event_id": np.array([row.get("event_id", -1) for row in rows], dtype=np.int64),
-        "pulse_offsets": np.concatenate([[0], np.cumsum(counts)]),
-    }
-    for name in PULSE_COLUMNS:
-        parts = [np.asarray(row[name], dtype=PULSE_DTYPES[name]) for row in rows]
-        batch[name] = np.concatenate(parts) if parts else np.zeros(0, PULSE_DTYPES[name])
-    if rows and all(label in rows[0] for label in LABEL_COLUMNS):
-        for label in LABEL_COLUMNS:
-            batch[label] = np.array([row[label] for row in rows], dtype=np.float64)
-    return batch
-
-
-def as_pulse_batch(features) -> PulseBatch:
-    """Accept either input form of the collators."""
-    if isinstance(features, Mapping):
-        if "pulse_offsets" not in features:
-            raise TypeError("a dict given to the collator must be a PulseBatch (with 'pulse_offsets'); "
-                            "give a list of rows otherwise")
-        return features
-    return rows_to_pulse_batch(list(features))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Vectorised helpers on concatenated pulses
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """[starts[0], ..., starts[0] + lengths[0]), [starts[1], ...) ... as one int64 array, without a loop."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    # Each position is its range's start plus its rank inside the range.
-    range_starts = np.cumsum(lengths) - lengths
-    rank = np.arange(total, dtype=np.int64) - np.repeat(range_starts, lengths)
-    return np.repeat(np.asarray(starts, dtype=np.int64), lengths) + rank
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a fast, well-mixed 64-bit hash (uint64 arithmetic wraps, as intended)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def event_keyed_draws(event_ids: np.ndarray, pulse_index: np.ndarray, salt: int) -> np.ndarray:
-    """Pseudo-random uint64 keys that depend only on (event_id, pulse index within the event, salt): the
-    deterministic mode's draws, identical whatever batch an event lands in."""
-    with np.errstate(over="ignore"):
-        event_key = _mix64(event_ids.astype(np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
-        return _mix64(event_key + pulse_index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-
-
-def batch_key(event_ids: np.ndarray, salt: int) -> int:
-    """A 64-bit key of a batch's ordered list of events: the random mode's draws depend on it, so a new batch
-    (another epoch's shuffle) draws afresh while the same batch always draws the same."""
-    with np.errstate(over="ignore"):
-        positions = np.arange(len(event_ids), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        mixed = np.bitwise_xor.reduce(_mix64(event_ids.astype(np.uint64) + positions), initial=np.uint64(0))
-        return int(_mix64(np.asarray(mixed ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))))
-
-
-def _rank_within_groups(group_counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., n_g - 1 for each consecutive group of sizes `group_counts`."""
-    return concatenated_ranges(np.zeros(len(group_counts), dtype=np.int64), group_counts)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -147,7 +62,9 @@ def _rank_within_groups(group_counts: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _PulseCollator:
-    """Shared part of the collators: down-sampling, feature scaling and padding.
+    """Shared part of the collators: down-sampling, feature scaling and padding, all done by the model's
+    `PolarBertFeatureExtractor` (built from the config), so that training, evaluation, `polarbert predict` and a
+    user of the Hub checkpoint select and scale pulses with the same code.
 
     Args:
         config: the model's `PolarBertConfig` (scales, special ids, `max_pulses`, `mask_ratio`).
@@ -156,7 +73,8 @@ class _PulseCollator:
             rounding).
         keep_all_pulses: no down-sampling at all (evaluation on every pulse of long events).
         deterministic: draw selection (and masking) from the event_id, not from the generator, so an event gives
-            the same pulses whatever batch it lands in (evaluation and prediction agree).
+            the same pulses whatever batch it lands in (evaluation and prediction agree, and agree with the
+            feature extractor).
         seed: pins the draws. Random mode draws from (seed, the batch's list of event ids, the event's place in
             the batch, the pulse): a shuffled epoch's new batches draw afresh, yet the collator holds no state, so
             DataLoader workers, and a training run resumed from a checkpoint, draw exactly what one uninterrupted
@@ -175,121 +93,26 @@ class _PulseCollator:
             self.max_pulses = self.config.max_pulses
         if self.pad_to_multiple_of is None:
             self.pad_to_multiple_of = self.config.pad_to_multiple_of
-
-    def _draws(self, batch: PulseBatch, pulses: np.ndarray, event_of_pulse: np.ndarray, salt: int) -> np.ndarray:
-        """One uniform [0, 1) draw per pulse in `pulses` (flat indices; `event_of_pulse` their event)."""
-        pulse_index = pulses - batch["pulse_offsets"][event_of_pulse]
-        salt = salt + (self.seed or 0)
-        if self.deterministic:
-            owner = batch["event_id"][event_of_pulse]
-        else:  # the place in the batch, not the event id: an event given twice draws twice
-            owner = event_of_pulse
-            salt = batch_key(np.asarray(batch["event_id"]), salt)
-        keys = event_keyed_draws(owner, pulse_index, salt)
-        return (keys >> np.uint64(11)) * 2.0**-53  # the top 53 bits as a float64 in [0, 1)
+        self.feature_extractor = PolarBertFeatureExtractor.from_config(
+            self.config, max_pulses=self.max_pulses, pad_to_multiple_of=self.pad_to_multiple_of
+        )
 
     def choose_random(self, batch: PulseBatch, pool: np.ndarray, pool_event: np.ndarray, n_choose: np.ndarray,
                       salt: int) -> np.ndarray:
-        """For each event e, `n_choose[e]` pulses of `pool` picked uniformly at random without replacement.
-
-        `pool` holds flat pulse indices grouped by event in ascending order, `pool_event` their events; returns
-        the chosen pulse indices, sorted. Each pool pulse draws a uniform key and an event keeps its `n_choose`
-        smallest keys. Only keys below a per-event threshold are sorted, set so that about
-        n_choose + 6 sqrt(n_choose) + 10 keys fall below it (an event left with fewer than n_choose sorts them
-        all). The smallest keys always lie below the threshold, so the result is exactly that of a full sort,
-        for a fraction of its cost on the long tail of events with thousands of pulses.
-        """
-        n_events = len(n_choose)
-        keys = self._draws(batch, pool, pool_event, salt)
-        pool_size = np.bincount(pool_event, minlength=n_events)
-        threshold = (n_choose + 6 * np.sqrt(n_choose) + 10) / np.maximum(pool_size, 1)
-        candidate = keys < threshold[pool_event]
-        n_candidates = np.bincount(pool_event[candidate], minlength=n_events)
-        short = n_candidates < n_choose
-        if short.any():
-            candidate |= short[pool_event]
-            n_candidates = np.bincount(pool_event[candidate], minlength=n_events)
-        candidates = np.flatnonzero(candidate)
-        # event index + key in [0, 1): one sort orders by event, then by key
-        order = np.argsort(pool_event[candidates] + keys[candidates], kind="stable")
-        chosen = _rank_within_groups(n_candidates) < np.repeat(n_choose, n_candidates)
-        return np.sort(pool[candidates[order][chosen]])
+        """`n_choose[e]` pulses of `pool` per event e, drawn in this collator's mode (see `choose_random`)."""
+        return choose_random(batch, pool, pool_event, n_choose, salt, self.deterministic, self.seed)
 
     def select_pulses(self, batch: PulseBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Down-sample: the flat indices of the kept pulses (grouped by event, in original order) and the
-        (B + 1,) offsets of the events inside them."""
-        offsets = np.asarray(batch["pulse_offsets"], dtype=np.int64)
-        counts = np.diff(offsets)
-        if len(counts) and counts.min() < 1:
-            event = int(np.flatnonzero(counts < 1)[0])
-            raise ValueError(f"event_id {batch['event_id'][event]} has no pulses")
-        too_long = np.zeros(len(counts), bool) if self.keep_all_pulses else counts > self.max_pulses
-        if not too_long.any():
-            return np.arange(offsets[-1], dtype=np.int64), offsets
-        event = np.repeat(np.arange(len(counts)), counts)
-        auxiliary = np.asarray(batch["auxiliary"], dtype=bool)
-        n_primary = counts - np.bincount(event[auxiliary], minlength=len(counts))
-        # A long event with more primaries than max_pulses draws max_pulses of them; any other long event keeps
-        # every primary and draws the rest from its auxiliary pulses. Short events keep everything.
-        draw_primaries = too_long & (n_primary >= self.max_pulses)
-        draw_auxiliary = too_long & ~draw_primaries
-        pool = np.flatnonzero(np.where(auxiliary, draw_auxiliary[event], draw_primaries[event]))
-        n_choose = np.select([draw_primaries, draw_auxiliary], [self.max_pulses, self.max_pulses - n_primary], 0)
-        keep = ~too_long[event] | (draw_auxiliary[event] & ~auxiliary)
-        keep[self.choose_random(batch, pool, event[pool], n_choose, SELECTION_SALT)] = True
-        kept_counts = np.where(too_long, self.max_pulses, counts)
-        return np.flatnonzero(keep), np.concatenate([[0], np.cumsum(kept_counts)])
-
-    def _padded_length(self, kept_counts: np.ndarray) -> int:
-        length = int(kept_counts.max()) if len(kept_counts) else 1
-        multiple = self.pad_to_multiple_of or 1
-        return -(-length // multiple) * multiple
-
-    def event_times(self, time: np.ndarray, charge: np.ndarray, auxiliary: np.ndarray, event_of_kept: np.ndarray,
-                    kept_offsets: np.ndarray) -> np.ndarray:
-        """(B,) float64 reference time of each event, from its selected pulses (`config.event_time_reference`).
-
-        The charge-weighted mean runs over the primary (HLC) pulses, or over all pulses of an event without any:
-        noise pulses (most of the auxiliary ones) spread over the whole 10 us readout window and would drag it."""
-        if self.config.event_time_reference == "first_pulse":
-            return time[kept_offsets[:-1]].astype(np.float64)  # the kept pulses stay in time order
-        n_events = len(kept_offsets) - 1
-        weight = charge.astype(np.float64)
-        has_primary = np.bincount(event_of_kept[~auxiliary], minlength=n_events) > 0
-        weight = np.where(has_primary[event_of_kept] & auxiliary, 0.0, weight)
-        weighted = np.bincount(event_of_kept, weights=weight * time, minlength=n_events)
-        return weighted / np.bincount(event_of_kept, weights=weight, minlength=n_events)
+        """Down-sample: the flat indices of the kept pulses and the (B + 1,) offsets of the events inside them."""
+        return self.feature_extractor.select_pulses(
+            batch, keep_all_pulses=self.keep_all_pulses, deterministic=self.deterministic, seed=self.seed
+        )
 
     def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
         """dom_ids, features and attention_mask (B, L, ...) of the kept pulses, and each kept pulse's slot
-        `row * L + column` in the flattened padded batch."""
-        config = self.config
-        kept_counts = np.diff(kept_offsets)
-        n_events, length = len(kept_counts), self._padded_length(kept_counts)
-        slot = concatenated_ranges(np.arange(n_events) * length, kept_counts)
-
-        dom_ids = np.full(n_events * length, config.pad_token_id, dtype=np.int64)
-        dom_ids[slot] = batch["sensor_id"][kept]
-        n_features = config.num_pulse_features
-        time, charge = batch["time"][kept], batch["charge"][kept]
-        pulse_features = np.empty((len(kept), n_features), dtype=np.float32)
-        pulse_features[:, 0] = (time - config.time_offset) / config.time_scale
-        pulse_features[:, 1] = np.log10(charge) / config.charge_scale
-        pulse_features[:, 2] = batch["auxiliary"][kept] - config.auxiliary_offset
-        if config.event_time_reference is not None:
-            event_of_kept = np.repeat(np.arange(n_events), kept_counts)
-            event_time = self.event_times(time, charge, batch["auxiliary"][kept], event_of_kept, kept_offsets)
-            pulse_features[:, 3] = (time - event_time[event_of_kept]) / config.event_time_scale
-        features = np.zeros((n_events * length, n_features), dtype=np.float32)
-        features[slot] = pulse_features
-        attention_mask = np.zeros(n_events * length, dtype=np.int64)
-        attention_mask[slot] = 1
-        return {
-            "dom_ids": dom_ids.reshape(n_events, length),
-            "features": features.reshape(n_events, length, n_features),  # (batch, seq_len, num_pulse_features)
-            "attention_mask": attention_mask.reshape(n_events, length),
-            "_slot": slot,
-        }
+        `row * L + column` in the flattened padded batch (`_slot`)."""
+        encoded, slot = self.feature_extractor.encode(batch, kept, kept_offsets)
+        return {**encoded, "_slot": slot}
 
 
 @dataclass

@@ -19,19 +19,7 @@ then fine-tuned to reconstruct the direction the neutrino came from.
 This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hidden_size}, {layers} layers,
 {heads} heads, DOM positions in the embedding: {use_dom_positions}.
 
-## Use
-
-```python
-from transformers import AutoModel
-model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)   # the backbone
-```
-
-With the `polarbert` package installed, `PolarBertForDirection.from_pretrained("{repo}")` gives the direction
-model, and `polarbert predict {repo} KAGGLE_DIR --split test --out submission.csv` writes a Kaggle submission.
-Inputs follow the batch contract of `modeling_polarbert.py` (`dom_ids`, `features`, `attention_mask`); build them
-with `PolarBertDirectionCollator(model.config)` from a dataset made by `polarbert prepare`.
-
-## Training data
+{use}## Training data
 
 {training_data}
 
@@ -46,6 +34,63 @@ with `PolarBertDirectionCollator(model.config)` from a dataset made by `polarber
 - Trained on simulation. A model trained on this project's own simulator has not seen real IceCube ice or
   detector effects beyond what the simulator models (docs/simulator.md).
 - The direction is the one the neutrino came from (Kaggle convention); angles in radians.
+"""
+
+
+USE_DIRECTION = """## Use
+
+With only `transformers` and `torch` installed (pandas to read a Kaggle batch file), from this repository to the
+direction each event came from:
+
+```python
+import pandas as pd
+import torch
+from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
+
+extractor = AutoFeatureExtractor.from_pretrained("{repo}", trust_remote_code=True)
+model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True).eval()
+
+pulses = pd.read_parquet("test/batch_661.parquet")  # a Kaggle batch file: one row per pulse, event_id the index
+events = [{{"event_id": i, **pulses.loc[[i]].to_dict("list")}} for i in pulses.index.unique()[:3]]
+with torch.no_grad():
+    direction = model(**extractor(events, return_tensors="pt")).direction  # (3, 3) unit vectors
+azimuth = torch.atan2(direction[:, 1], direction[:, 0]) % (2 * torch.pi)
+zenith = torch.arccos(direction[:, 2].clamp(-1, 1))
+```
+
+An event is a mapping of its pulses' `sensor_id`, `time` (ns), `charge` (p.e.) and `auxiliary` (as in the Kaggle
+files) and its `event_id`: the feature extractor down-samples events of more than {max_pulses} pulses exactly as
+`polarbert predict` does, drawing from the event_id, scales the features and pads (`keep_all_pulses=True` keeps
+every pulse). `AutoModel.from_pretrained("{repo}", trust_remote_code=True)` gives the backbone.
+
+With the `polarbert` package installed, `polarbert predict {repo} KAGGLE_DIR --split test --out submission.csv`
+writes a Kaggle submission.
+
+"""
+
+USE_BACKBONE = """## Use
+
+A pretrained backbone: its direction head has not been trained, so fine-tune it for directions first
+(`python scripts/finetune.py configs/finetune_paper.yaml --model_name_or_path {repo}`; `polarbert predict` refuses
+it). With only `transformers` and `torch` installed, its event embeddings:
+
+```python
+import pandas as pd
+from transformers import AutoFeatureExtractor, AutoModel
+
+extractor = AutoFeatureExtractor.from_pretrained("{repo}", trust_remote_code=True)
+backbone = AutoModel.from_pretrained("{repo}", trust_remote_code=True).eval()
+
+pulses = pd.read_parquet("test/batch_661.parquet")  # a Kaggle batch file: one row per pulse, event_id the index
+events = [{{"event_id": i, **pulses.loc[[i]].to_dict("list")}} for i in pulses.index.unique()[:3]]
+embeddings = backbone(**extractor(events, return_tensors="pt")).pooler_output  # (3, hidden_size), the CLS vectors
+```
+
+An event is a mapping of its pulses' `sensor_id`, `time` (ns), `charge` (p.e.) and `auxiliary` (as in the Kaggle
+files) and its `event_id`: the feature extractor down-samples events of more than {max_pulses} pulses exactly as
+`polarbert predict` does, drawing from the event_id, scales the features and pads (`keep_all_pulses=True` keeps
+every pulse).
+
 """
 
 
@@ -83,6 +128,8 @@ def write_model_card(
         training_data=training_data,
         evaluation=evaluation,
         max_pulses=config.max_pulses,
+        use=(USE_DIRECTION if type(model).__name__ == "PolarBertForDirection" else USE_BACKBONE).format(
+            repo=repo_id or str(folder), max_pulses=config.max_pulses),
     )
     path = folder / "README.md"
     ModelCard(card).save(path)

@@ -5,7 +5,7 @@ three continuous features (scaled time, scaled log-charge, auxiliary flag). The 
 DOM ids and predicting them (plus the event's total charge from a CLS token), then fine-tuned to reconstruct the
 neutrino direction from the CLS token.
 
-The batch contract (what `PolarBertPretrainingCollator` / `PolarBertDirectionCollator` produce):
+The batch contract (what `PolarBertFeatureExtractor` and the collators built on it produce):
 
     dom_ids         int64 (batch, L)       DOM ids 0..num_doms-1; `pad_token_id` at padding, `mask_token_id` where masked
     features        float (batch, L, F)    [(time - time_offset) / time_scale, log10(charge) / charge_scale,
@@ -46,13 +46,18 @@ from .configuration_polarbert import PolarBertConfig
 def load_dom_positions(num_doms: int) -> torch.Tensor:
     """DOM positions in metres, (num_doms, 3), from the sensor_geometry.csv shipped beside this file.
 
-    A checkpoint carries its geometry as a buffer, so the file is only needed to build a fresh model with
-    `use_dom_positions=True`; the Hub's remote-code copy of this file has no CSV beside it and gets NaNs, which
-    the checkpoint's buffer then replaces (and which fail loudly if it does not).
+    A checkpoint carries its geometry as a buffer (`embeddings.dom_positions`), and loading one never calls this.
+    It is needed only to build a model with `use_dom_positions=True` whose weights hold no geometry: a fresh model,
+    or one loaded from a checkpoint saved without positions. The Hub's remote-code copy of this file has no CSV
+    beside it, so such a build fails here rather than embed NaN positions and predict garbage.
     """
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sensor_geometry.csv")
     if not os.path.exists(path):
-        return torch.full((num_doms, 3), float("nan"))
+        raise FileNotFoundError(
+            f"use_dom_positions=True needs the detector geometry, but this model's weights hold none and there is "
+            f"no {path}: load a checkpoint saved with use_dom_positions=True (it carries the geometry), or build "
+            f"the model with the polarbert package installed (it ships sensor_geometry.csv)"
+        )
     with open(path, newline="") as handle:
         rows = [(float(row["x"]), float(row["y"]), float(row["z"])) for row in csv.DictReader(handle)]
     if len(rows) != num_doms:

@@ -7,20 +7,44 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers.utils import FEATURE_EXTRACTOR_NAME
 
 from .collators import PolarBertDirectionCollator, as_training_dataset
+from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .kaggle_layout import inspect_kaggle, submission_writer
-from .loading import check_is_polarbert_folder
+from .loading import check_is_polarbert_folder, safetensors_names
 from .modeling_polarbert import PolarBertForDirection
 from .numpy_directions import unit_vector_to_angles
 
 
 def load_direction_model(path: str, device: str | torch.device | None = None) -> PolarBertForDirection:
-    """A fine-tuned PolarBertForDirection in eval mode, with a clear error for a folder that is not one."""
-    check_is_polarbert_folder(path)
-    model = PolarBertForDirection.from_pretrained(path)
+    """A fine-tuned PolarBertForDirection in eval mode. Refuses, with a clear error, whatever would predict
+    garbage without a word: a checkpoint whose direction head was never trained (pretraining or backbone), missing
+    or unreadable weights, a saved feature extractor that disagrees with the model's config."""
+    config = check_is_polarbert_folder(path)
+    finetune = (f"Fine-tune a direction model first: python scripts/finetune.py configs/finetune_tiny.yaml "
+                f"--model_name_or_path {path} --output_dir DIRECTION_MODEL")
+    architectures = config.get("architectures") or []
+    if architectures and "PolarBertForDirection" not in architectures:
+        raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a direction model: its "
+                         f"direction head was never trained. {finetune}")
+    # Decided before loading, so that no load report about randomly initialised weights comes first.
+    if Path(path).is_dir() and not any(name.startswith("direction_head.") for name in safetensors_names(path)):
+        raise ValueError(f"{path}: its weights hold no direction_head tensors: the direction head was never "
+                         f"trained. {finetune}")
+    model, loading_info = PolarBertForDirection.from_pretrained(path, output_loading_info=True)
+    check_has_weights(path, loading_info["missing_keys"])
+    if Path(path, FEATURE_EXTRACTOR_NAME).is_file():
+        PolarBertFeatureExtractor.from_pretrained(path)  # raises if it disagrees with config.json
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
+
+
+def check_has_weights(path, missing) -> None:
+    if missing:
+        missing = sorted(missing)
+        raise ValueError(f"{path}: the weights lack {len(missing)} tensor(s) of a direction model ({missing[:4]}"
+                         f"{' ...' if len(missing) > 4 else ''}): they would be random")
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .collators import PolarBertDirectionCollator, PolarBertPretrainingCollator, as_training_dataset
 from .configuration_polarbert import PolarBertConfig
+from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .hub import write_model_card
 from .loading import check_is_polarbert_folder, load_prepared_dataset
 from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM
@@ -325,6 +326,8 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
     trainer = PolarBertTrainer(
         model=model,
         args=training_args,
+        # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
+        processing_class=PolarBertFeatureExtractor.from_config(config),
         train_dataset=as_training_dataset(train_dataset),
         eval_dataset=as_training_dataset(eval_dataset),
         # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
@@ -366,6 +369,8 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
     trainer = PolarBertTrainer(
         model=model,
         args=training_args,
+        # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
+        processing_class=PolarBertFeatureExtractor.from_config(config),
         train_dataset=as_training_dataset(train_dataset),
         eval_dataset=as_training_dataset(eval_dataset),
         data_collator=PolarBertDirectionCollator(config, seed=training_args.seed),

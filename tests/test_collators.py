@@ -11,7 +11,6 @@ from modeling_polarbert.collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
     as_training_dataset,
-    concatenated_ranges,
     rows_to_pulse_batch,
 )
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
@@ -326,46 +325,6 @@ def test_iterated_batch_dict_gives_a_clear_error():
     batch_dict_keys = list(rows_to_pulse_batch(ROWS))  # what Trainer's RemoveColumnsCollator would pass on
     with pytest.raises(TypeError, match="remove_unused_columns"):
         PolarBertPretrainingCollator(CONFIG)(batch_dict_keys)
-
-
-def test_concatenated_ranges():
-    assert concatenated_ranges(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist() == [5, 6, 9, 10, 11]
-    assert concatenated_ranges(np.array([], dtype=int), np.array([], dtype=int)).tolist() == []
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The random choice primitive
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def reference_choice(keys, pool_event, n_choose):
-    """Per event, the pool members with the n_choose smallest keys (a plain loop: the specification)."""
-    chosen = []
-    for event, k in enumerate(n_choose):
-        members = np.flatnonzero(pool_event == event)
-        chosen.extend(members[np.argsort(keys[members], kind="stable")[:k]])
-    return np.sort(np.asarray(chosen, dtype=np.int64))
-
-
-class AdversarialKeys(PolarBertDirectionCollator):
-    """Keys all near 1, so no event has enough keys below its threshold: exercises the fall-back."""
-
-    def _draws(self, batch, pulses, event_of_pulse, salt):
-        return np.linspace(0.99, 0.999, len(pulses))[::-1].copy()
-
-
-@pytest.mark.parametrize("collator_class", [PolarBertDirectionCollator, AdversarialKeys])
-def test_choose_random_equals_a_full_sort_per_event(collator_class):
-    rng = np.random.default_rng(0)
-    sizes = np.array([0, 1, 5, 130, 400, 3000, 127])
-    n_choose = np.minimum(sizes, [0, 1, 2, 127, 127, 127, 127])
-    pool_event = np.repeat(np.arange(len(sizes)), sizes)
-    pool = np.flatnonzero(rng.random(sizes.sum() * 2) < 2)[: sizes.sum()]  # ascending flat indices
-    batch = {"event_id": np.arange(len(sizes)) * 7, "pulse_offsets": np.concatenate([[0], np.cumsum(sizes)])}
-    collator = collator_class(CONFIG, deterministic=collator_class is PolarBertDirectionCollator)
-    keys = collator._draws(batch, pool, pool_event, 1)
-    chosen = collator.choose_random(batch, pool, pool_event, n_choose, 1)
-    np.testing.assert_array_equal(chosen, pool[reference_choice(keys, pool_event, n_choose)])
 
 
 def test_downsampling_draws_every_primary_equally_often():

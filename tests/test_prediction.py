@@ -1,11 +1,20 @@
-"""Prediction (modeling_polarbert.prediction): every-pulse batching, submissions, bad input."""
+"""Prediction (modeling_polarbert.prediction): every-pulse batching, submissions, bad input, and the refusal of
+models that would predict garbage (through `polarbert predict` and `polarbert evaluate`, which load the same way)."""
 
 import shutil
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
-from modeling_polarbert import PolarBertConfig, PolarBertForDirection
+from modeling_polarbert import (
+    PolarBertConfig,
+    PolarBertFeatureExtractor,
+    PolarBertForDirection,
+    PolarBertForMaskedDOM,
+    PolarBertModel,
+)
+from modeling_polarbert.cli import main as polarbert_cli
 from modeling_polarbert.prediction import predict_directions, predict_kaggle_dir
 
 
@@ -39,3 +48,69 @@ def test_predict_rejects_missing_batches_and_writes_nothing(simulated, tmp_path)
         predict_kaggle_dir(str(tmp_path / "model"), str(broken), str(tmp_path / "out.csv"), split="train",
                            progress=False)
     assert not list(tmp_path.glob("out.csv*"))
+
+
+TINY_CONFIG = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+
+
+def run_cli_on_model(command: str, model, simulated, tmp_path, capsys) -> tuple[int, str]:
+    """`polarbert predict|evaluate MODEL ...` in this process: (exit status, stderr); asserts nothing was written."""
+    out = tmp_path / ("submission.csv" if command == "predict" else "report")
+    data = [str(simulated / "kaggle"), "--split", "train"] if command == "predict" else [str(simulated / "prepared")]
+    capsys.readouterr()  # drop what building the test's folders printed
+    status = polarbert_cli([command, str(model), *data, "--out", str(out)])
+    assert not list(tmp_path.glob(out.name + "*")), "output left behind"
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_predict_and_evaluate_refuse_a_model_whose_direction_head_was_never_trained(simulated, tmp_path, capsys,
+                                                                                    command):
+    PolarBertForMaskedDOM(TINY_CONFIG).save_pretrained(tmp_path / "pretrained")
+    PolarBertModel(TINY_CONFIG).save_pretrained(tmp_path / "backbone")
+    # A direction checkpoint whose weights lost the head: config.architectures alone would not tell.
+    PolarBertForDirection(TINY_CONFIG).save_pretrained(tmp_path / "headless")
+    weights = load_file(tmp_path / "headless" / "model.safetensors")
+    save_file({name: tensor for name, tensor in weights.items() if not name.startswith("direction_head.")},
+              tmp_path / "headless" / "model.safetensors", metadata={"format": "pt"})
+    for folder, message in [
+        ("pretrained", "holds a PolarBertForMaskedDOM checkpoint, not a direction model: its direction head was "
+                       "never trained. Fine-tune a direction model first: python scripts/finetune.py"),
+        ("backbone", "holds a PolarBertModel checkpoint, not a direction model"),
+        ("headless", "its weights hold no direction_head tensors: the direction head was never trained."),
+    ]:
+        status, stderr = run_cli_on_model(command, tmp_path / folder, simulated, tmp_path, capsys)
+        assert status == 2 and message in stderr and "scripts/finetune.py" in stderr, stderr
+        assert stderr.count("\n") == 1 and stderr.startswith(f"polarbert {command}: error: "), stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_corrupt_or_truncated_model_file_is_one_line_naming_it(simulated, tmp_path, capsys, command):
+    PolarBertForDirection(TINY_CONFIG).save_pretrained(tmp_path / "model")
+    weights = tmp_path / "model" / "model.safetensors"
+    intact = weights.read_bytes()
+    for damaged in (intact[: len(intact) // 2], b"not a safetensors file at all"):
+        weights.write_bytes(damaged)
+        status, stderr = run_cli_on_model(command, tmp_path / "model", simulated, tmp_path, capsys)
+        assert status == 2 and stderr.count("\n") == 1, stderr
+        assert f"{weights} is not a readable safetensors file" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_model_path_that_is_neither_a_folder_nor_a_hub_id_is_no_such_model_folder(simulated, tmp_path, capsys,
+                                                                                    monkeypatch, command):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network in tests
+    for path in (tmp_path / "missing" / "model", "nobody/no-such-polarbert"):
+        status, stderr = run_cli_on_model(command, path, simulated, tmp_path, capsys)
+        assert status == 2 and stderr.count("\n") == 1, stderr
+        assert f"no such model folder: {path} (nor a model id reachable on the Hugging Face Hub)" in stderr
+
+
+def test_predict_refuses_a_saved_feature_extractor_that_disagrees_with_the_model(simulated, tmp_path, capsys):
+    PolarBertForDirection(TINY_CONFIG).save_pretrained(tmp_path / "model")
+    PolarBertFeatureExtractor.from_config(TINY_CONFIG, charge_scale=1.0).save_pretrained(tmp_path / "model")
+    status, stderr = run_cli_on_model("predict", tmp_path / "model", simulated, tmp_path, capsys)
+    assert status == 2 and "preprocessor_config.json and config.json disagree" in stderr
+    assert "charge_scale: extractor 1.0, model config 3.0" in stderr

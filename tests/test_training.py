@@ -105,6 +105,9 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_result(simulated, tmp_pa
     for name in whole:
         assert torch.allclose(whole[name], resumed[name], atol=1e-6), name
     interrupted = load_file(tmp_path / "whole" / "checkpoint-3" / "model.safetensors")
+    # every checkpoint carries the feature extractor, with its code
+    checkpoint_files = set(os.listdir(tmp_path / "whole" / "checkpoint-3"))
+    assert {"preprocessor_config.json", "feature_extraction_polarbert.py"} <= checkpoint_files
     assert not all(torch.equal(interrupted[name], whole[name]) for name in whole)  # steps 4-6 did change it
 
 
@@ -125,6 +128,11 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
     assert (tuned - start).abs().mean() < (scratch - start).abs().mean()
     card = (tmp_path / "from_pretrained" / "README.md").read_text()
     assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
+    assert "AutoModelForSequenceClassification.from_pretrained" in card  # the card's snippet to directions
+    # A pretraining card shows the backbone, and says its direction head is untrained.
+    pretrained_card = (tmp_path / "pretrained" / "README.md").read_text()
+    assert "direction head has not been trained" in pretrained_card
+    assert "AutoModelForSequenceClassification" not in pretrained_card
 
     run_finetuning([*args, "--output_dir", str(tmp_path / "frozen"), "--freeze_backbone", "true"])
     frozen = load_file(tmp_path / "frozen" / "model.safetensors")
@@ -200,7 +208,7 @@ def test_push_to_hub_uploads_a_complete_loadable_folder(simulated, tmp_path, mon
     folder = tmp_path / "uploaded"
     names = set(os.listdir(folder))
     assert {"config.json", "model.safetensors", "modeling_polarbert.py", "configuration_polarbert.py",
-            "README.md"} <= names
+            "README.md", "preprocessor_config.json", "feature_extraction_polarbert.py"} <= names
     assert not any(name.endswith((".bin", ".pt", ".pth")) for name in names)
     config = json.loads((folder / "config.json").read_text())
     assert {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"} <= config["auto_map"].keys()
