@@ -292,8 +292,7 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
     def from_config(cls, config, **overrides) -> "PolarBertFeatureExtractor":
         """The extractor of a model: its settings read from a `PolarBertConfig` (or its dict); `overrides` (e.g.
         `max_pulses`, `pad_to_multiple_of`) replace single values."""
-        values = _config_values(config, (*cls.config_attributes, "pad_to_multiple_of"))
-        settings = dict(values)
+        settings = _config_values(config, (*cls.config_attributes, "pad_to_multiple_of"))
         settings.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**settings)
 
