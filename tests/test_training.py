@@ -51,7 +51,7 @@ def test_yaml_sets_defaults_and_the_command_line_overrides(tmp_path):
     )
     assert training_args.learning_rate == 0.5  # overridden
     assert training_args.optim == "schedule_free_adamw"  # from the YAML file
-    assert data_args.train_dataset == "data/quickstart/prepared/train"
+    assert data_args.train_dataset == "data/quickstart/prepared_labelled"
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rat: 0.1\n")
     with pytest.raises(ValueError, match="unknown argument"):
