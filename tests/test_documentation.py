@@ -16,7 +16,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", ROOT / "model_card.md", *sorted((ROOT / "docs").glob("*.md"))]
-REPOSITORY_PATH = re.compile(r"(?<![\w./-])((?:scripts|configs|docs|tests|modeling_polarbert|\.ci)/[\w./-]*\w)")
+# A path into the repository, not a pattern of paths (`tests/test_<module>.py`, `{split}/...`).
+REPOSITORY_PATH = re.compile(r"(?<![\w./-])((?:scripts|configs|docs|tests|modeling_polarbert|\.ci)/[\w./-]*\w)(?![\w<{*])")
 PLACEHOLDER_FLAGS = {"--key"}  # `[--key value ...]`: any option
 LAUNCHERS = ("python", "polarbert", "accelerate", "torchrun", "bash")
 

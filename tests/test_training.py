@@ -241,7 +241,7 @@ def launch_two_processes(launcher: list[str], record_dir, dataset, output_dir, *
                str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
                "--output_dir", str(output_dir), *TWO_PROCESS_TRAINING, *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
