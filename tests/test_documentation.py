@@ -34,7 +34,7 @@ def commands_in(text: str) -> list[str]:
         lines += [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
     prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
     lines += [span.replace("\\|", "|") for span in re.findall(r"`([^`\n]+)`", prose)
-              if span.split()[0].rsplit("/", 1)[-1] in LAUNCHERS or span.startswith("taskset")]
+              if span.split() and (span.split()[0].rsplit("/", 1)[-1] in LAUNCHERS or span.startswith("taskset"))]
     commands = []
     for line in lines:
         line = re.sub(r"(^|\s)#.*$", "", line)
