@@ -12,8 +12,8 @@ EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
 
 class PolarBertConfig(PretrainedConfig):
     r"""
-    Configuration of a PolarBERT model (Hallin et al., "PolarBERT: a foundation model for IceCube", NeurIPS 2024
-    ML4PS workshop). The defaults are the paper's 8 M-parameter model.
+    Configuration of a PolarBERT model (Timiryasov, Tastet and Ruchayskiy, "PolarBERT: A Foundation Model for
+    IceCube", NeurIPS 2024 ML4PS workshop). The defaults are the paper's 8 M-parameter model.
 
     An event is a sequence of pulses; each pulse is a DOM id (a token) plus three continuous features
     (time, charge, auxiliary flag) that are scaled as every Kaggle solution did (see `time_offset` ...).

@@ -4,14 +4,23 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
+# The paper (University of Copenhagen); the README and model_card.md carry the same entry.
+CITATION_BIBTEX = """@inproceedings{timiryasov2024polarbert,
+  title     = {{PolarBERT}: A Foundation Model for {IceCube}},
+  author    = {Timiryasov, Inar and Tastet, Jean-Loup and Ruchayskiy, Oleg},
+  booktitle = {Machine Learning and the Physical Sciences Workshop, NeurIPS 2024},
+  year      = {2024}
+}"""
+
 CARD_TEMPLATE = """---
 {card_data}
 ---
 
 # {title}
 
-PolarBERT is a BERT-style foundation model for the IceCube Neutrino Observatory (Hallin et al., "PolarBERT: a
-foundation model for IceCube", NeurIPS 2024 ML4PS workshop), here as a native Hugging Face Transformers model.
+PolarBERT is a BERT-style foundation model for the IceCube Neutrino Observatory (Timiryasov, Tastet and
+Ruchayskiy, "PolarBERT: A Foundation Model for IceCube", NeurIPS 2024 workshop Machine Learning and the Physical
+Sciences), here as a native Hugging Face Transformers model.
 An event is a time-ordered sequence of pulses: a DOM id (one of 5,160 optical modules) plus scaled time, charge and
 auxiliary flag. The model is pretrained by masking DOM ids and predicting them (and the event's total charge),
 then fine-tuned to reconstruct the direction the neutrino came from.
@@ -34,6 +43,12 @@ This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hid
 - Trained on simulation. A model trained on this project's own simulator has not seen real IceCube ice or
   detector effects beyond what the simulator models (docs/simulator.md).
 - The direction is the one the neutrino came from (Kaggle convention); angles in radians.
+
+## Citation
+
+```bibtex
+{citation}
+```
 """
 
 
@@ -130,6 +145,7 @@ def write_model_card(
         max_pulses=config.max_pulses,
         use=(USE_DIRECTION if type(model).__name__ == "PolarBertForDirection" else USE_BACKBONE).format(
             repo=repo_id or str(folder), max_pulses=config.max_pulses),
+        citation=CITATION_BIBTEX,
     )
     path = folder / "README.md"
     ModelCard(card).save(path)

@@ -2,7 +2,7 @@
 and writing a submission. Every module that reads or writes the layout (prepare, predict, LineFit, the
 simulator's writer) goes through this one, so that bad input gets the same clear error on every path.
 
-A split of a Kaggle-layout directory (see /work/shared/KAGGLE_FORMAT.md):
+A split of a Kaggle-layout directory, as the competition publishes its files:
 
     {split}_meta.parquet        one row per event: batch_id, event_id, first_pulse_index, last_pulse_index
                                 (inclusive rows of the batch file), azimuth and zenith in the train split

@@ -1,4 +1,5 @@
-"""PolarBERT: a BERT-style foundation model for IceCube events (Hallin et al., NeurIPS 2024 ML4PS workshop).
+"""PolarBERT: a BERT-style foundation model for IceCube events (Timiryasov, Tastet and Ruchayskiy, NeurIPS 2024
+ML4PS workshop, "PolarBERT: A Foundation Model for IceCube").
 
 An event is a time-ordered sequence of pulses. Each pulse is a DOM id (a token of a 5,160-word vocabulary) plus
 three continuous features (scaled time, scaled log-charge, auxiliary flag). The model is pretrained by masking

@@ -7,6 +7,7 @@ nothing here loops over steps.
 
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,25 @@ def parse_arguments(dataclass_types, argv: list[str] | None = None):
             raise ValueError(f"{path}: unknown argument(s) {unknown}")
         parser.set_defaults(**values)
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+# Where a launcher tells a process how many there are: torchrun (WORLD_SIZE, LOCAL_RANK) or MPI.
+_WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def check_launch(environ=None) -> None:
+    """Refuse `accelerate launch --cpu --num_processes N` (N > 1) without MPI: accelerate then starts ONE process
+    (its multi-CPU mode spawns through `mpirun`, `--mpirun_hostfile`) and only exports MASTER_ADDR for peers that
+    never come, so the run would silently train on one process."""
+    environ = os.environ if environ is None else environ
+    accelerate_cpu = environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if accelerate_cpu and "MASTER_ADDR" in environ and not any(name in environ for name in _WORLD_SIZE_VARIABLES):
+        raise ValueError(
+            "`accelerate launch --cpu` with several processes starts only one here (accelerate spawns CPU processes "
+            "through mpirun, --mpirun_hostfile). For N processes on CPU use `accelerate launch --multi_gpu "
+            "--num_processes N ...` or `torchrun --nproc_per_node N ...`, with `--use_cpu true --ddp_backend gloo`; "
+            "for one process, `python scripts/...`"
+        )
 
 
 def parse_config_overrides(text: str | None) -> dict:
@@ -172,6 +192,8 @@ class PolarBertTrainer(Trainer):
     def _save(self, output_dir=None, state_dict=None):
         """Save as Trainer does, but the training arguments as JSON instead of a pickle (training_args.bin)."""
         super()._save(output_dir, state_dict)
+        if not self.args.should_save:  # Trainer calls _save on every process; one writes
+            return
         output_dir = Path(output_dir if output_dir is not None else self.args.output_dir)
         (output_dir / "training_args.bin").unlink(missing_ok=True)
         (output_dir / "training_args.json").write_text(self.args.to_json_string())
@@ -260,24 +282,31 @@ def train_evaluate_and_save(trainer: "PolarBertTrainer", hub_tags: list[str]) ->
 
 
 def preprocess_pretraining_logits(outputs, labels):
-    """Reduce each eval batch to what the metrics need: per-masked-pulse cross-entropy and hit, and the charge
-    prediction. Keeping the (pulses x 5,160) logits for the whole eval set would not fit in memory."""
+    """Reduce each eval batch to what the metrics need, per event: the summed cross-entropy and hits of its
+    masked pulses, their number, and the charge prediction. Keeping the (pulses x 5,160) logits for the whole eval
+    set would not fit in memory. Per event, because Trainer gathers these across processes along the first
+    dimension: every rank's tensors must have the batch's shape (a per-pulse tensor differs in length between
+    ranks), and the events that even batching repeats at the end of an epoch are dropped by that dimension."""
     logits, charge_prediction = outputs[0], outputs[1]
     dom_labels = labels[0] if isinstance(labels, (tuple, list)) else labels
-    masked = dom_labels != -100
+    masked = dom_labels != -100  # (batch, seq_len)
     masked_logits = logits if logits.dim() == 2 else logits[masked]  # sparse_prediction gives masked rows only
     targets = dom_labels[masked]
+    event_of_pulse = masked.nonzero()[:, 0]  # row-major, the order of the masked rows
     cross_entropy = torch.nn.functional.cross_entropy(masked_logits.float(), targets, reduction="none")
     hits = (masked_logits.argmax(dim=-1) == targets).float()
-    return cross_entropy, hits, charge_prediction
+    per_event = torch.zeros(dom_labels.shape[0], device=cross_entropy.device)
+    return (per_event.index_add(0, event_of_pulse, cross_entropy), per_event.index_add(0, event_of_pulse, hits),
+            masked.sum(dim=1).float(), charge_prediction)
 
 
 def compute_pretraining_metrics(eval_prediction) -> dict:
-    cross_entropy, hits, charge_prediction = eval_prediction.predictions
+    cross_entropy, hits, n_masked, charge_prediction = eval_prediction.predictions
     labels = eval_prediction.label_ids
+    total = float(np.sum(n_masked)) or float("nan")  # no masked pulse at all (every pulse auxiliary): undefined
     metrics = {
-        "masked_dom_cross_entropy": float(np.mean(cross_entropy)),
-        "masked_dom_accuracy": float(np.mean(hits)),
+        "masked_dom_cross_entropy": float(np.sum(cross_entropy)) / total,
+        "masked_dom_accuracy": float(np.sum(hits)) / total,
     }
     if isinstance(labels, (tuple, list)) and len(labels) > 1:  # label_names = ["labels", "total_charge"]
         metrics["charge_mse"] = float(np.mean((charge_prediction - labels[1]) ** 2))
@@ -304,6 +333,7 @@ def freeze_backbone(model) -> None:
 
 def run_pretraining(argv: list[str] | None = None) -> dict:
     """`scripts/pretrain.py`: masked-DOM pretraining from YAML + command-line arguments; returns the eval metrics."""
+    check_launch()
     model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)
@@ -341,9 +371,9 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
     return train_evaluate_and_save(trainer, hub_tags=["masked-dom-prediction"])
 
 
-
 def run_finetuning(argv: list[str] | None = None) -> dict:
     """`scripts/finetune.py`: direction fine-tuning from YAML + command-line arguments; returns the eval metrics."""
+    check_launch()
     model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)

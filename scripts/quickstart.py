@@ -4,11 +4,13 @@
 simulate -> prepare -> pretrain a tiny PolarBERT -> fine-tune it and a from-scratch twin on a few thousand
 labelled events -> evaluate both beside LineFit -> predict a Kaggle submission -> print the comparison table.
 
-    python scripts/quickstart.py                 # under 10 minutes on 2 cores (README for the measured time)
+    python scripts/quickstart.py                 # the README gives its measured time on 2 CPU cores
     python scripts/quickstart.py --small         # a smaller run (the test suite uses it)
 
 Outputs in runs/quickstart/: the models (pretrained_<N>/ loads with AutoModel.from_pretrained and has a model
-card), report_*/ (metrics.json and PNG plots), results.md, sample_efficiency.png and submission.csv.
+card), report_*/ (metrics.json and PNG plots), results.md, sample_efficiency.png and submission.csv. The events
+stay in data/quickstart/ (kaggle_{pretrain,labelled,eval,test}/ in the Kaggle layout, prepared_{pretrain,labelled,
+eval}/ as datasets): what configs/pretrain_tiny.yaml and configs/finetune_tiny.yaml train on.
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Small hand-built directories in the Kaggle "IceCube - Neutrinos in Deep Ice" layout, for tests.
 
-The layout (see ../shared/KAGGLE_FORMAT.md): `{split}_meta.parquet` with one row per event (batch_id, event_id,
+The layout of the competition's data: `{split}_meta.parquet` with one row per event (batch_id, event_id,
 first_pulse_index, last_pulse_index inclusive, azimuth/zenith in train) and `{split}/batch_{N}.parquet` with one row
 per pulse, written by pandas with `event_id` as the index column. `layout="plain"` writes `event_id` as an
 ordinary column instead (what pyarrow or polars would write).
@@ -56,7 +56,9 @@ def random_event(rng: np.random.Generator, event_id: int, n_pulses: int, aux_fra
 
 
 def edge_case_events(first_event_id: int = 1, seed: int = 0) -> list[KaggleEvent]:
-    """The events the conversion must get exactly right (the issue's list), with consecutive event ids."""
+    """The events where a conversion goes wrong first, with consecutive event ids: a single pulse, only auxiliary
+    pulses, DOM ids above 2048 (float16 cannot hold them), every pulse at one time, more than 127 primary pulses,
+    a long mixed event, and a few random ones."""
     rng = np.random.default_rng(seed)
     eid = iter(range(first_event_id, first_event_id + 100))
     events = [

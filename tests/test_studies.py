@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from transformers import AutoModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,9 @@ def test_quickstart_pipeline_at_a_small_size(tmp_path):
     submission = pd.read_csv(tmp_path / "runs" / "submission.csv")
     meta = pd.read_parquet(tmp_path / "data" / "kaggle_test" / "test_meta.parquet")
     assert submission["event_id"].tolist() == meta["event_id"].tolist()
+    # The tiny configs (and the README's commands after the main job) train on the datasets the quickstart leaves.
+    for config in ("pretrain_tiny.yaml", "finetune_tiny.yaml"):
+        for value in yaml.safe_load((ROOT / "configs" / config).read_text()).values():
+            if str(value).startswith("data/quickstart/"):
+                folder = tmp_path / "data" / Path(value).relative_to("data/quickstart")
+                assert (folder / "dataset_info.json").is_file(), value

@@ -16,12 +16,16 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, EvalPrediction, TrainingArguments
 
+from modeling_polarbert import PolarBertForMaskedDOM
+from modeling_polarbert.collators import PolarBertPretrainingCollator, as_training_dataset
 from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.simulation import simulate_kaggle_dir
 from modeling_polarbert.training import (
     DataArguments,
     ModelArguments,
+    PolarBertTrainer,
     StopOnNonFiniteLoss,
+    check_launch,
     compute_pretraining_metrics,
     parse_arguments,
     preprocess_pretraining_logits,
@@ -47,7 +51,7 @@ def test_yaml_sets_defaults_and_the_command_line_overrides(tmp_path):
     )
     assert training_args.learning_rate == 0.5  # overridden
     assert training_args.optim == "schedule_free_adamw"  # from the YAML file
-    assert data_args.train_dataset == "data/quickstart/prepared/train"
+    assert data_args.train_dataset == "data/quickstart/prepared_labelled"
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rat: 0.1\n")
     with pytest.raises(ValueError, match="unknown argument"):
@@ -62,17 +66,26 @@ def test_pretraining_metrics_count_masked_pulses_only():
     logits[1, 1, 2] = 10.0  # right
     logits[1, 0, 0] = 10.0  # unmasked: must not count
     charge = torch.tensor([1.0, 2.0])
-    cross_entropy, hits, charge_prediction = preprocess_pretraining_logits(
-        (logits, charge), (labels, torch.tensor([1.5, 2.0]))
-    )
+    per_event = preprocess_pretraining_logits((logits, charge), (labels, torch.tensor([1.5, 2.0])))
     metrics = compute_pretraining_metrics(EvalPrediction(
-        predictions=(cross_entropy.numpy(), hits.numpy(), charge_prediction.numpy()),
-        label_ids=(labels.numpy(), np.array([1.5, 2.0])),
+        predictions=tuple(part.numpy() for part in per_event), label_ids=(labels.numpy(), np.array([1.5, 2.0])),
     ))
     assert metrics["masked_dom_accuracy"] == pytest.approx(2 / 3)
     assert metrics["charge_mse"] == pytest.approx(0.125)
     expected = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
     assert metrics["masked_dom_cross_entropy"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_pretraining_eval_outputs_are_per_event_so_processes_can_gather_them():
+    # Trainer gathers eval outputs across processes along dim 0 and drops the events that even batching repeats:
+    # every output must have one row per event, however many pulses each event masks.
+    labels = torch.tensor([[7, 8, 9, -100], [-100, -100, -100, -100], [-100, 4, -100, -100]])
+    sparse_logits = torch.randn(4, 10)  # sparse_prediction: the 4 masked pulses' rows, row-major
+    cross_entropy, hits, n_masked, charge = preprocess_pretraining_logits((sparse_logits, torch.zeros(3)), labels)
+    assert [tuple(part.shape) for part in (cross_entropy, hits, n_masked, charge)] == [(3,)] * 4
+    assert n_masked.tolist() == [3, 0, 1]
+    each = torch.nn.functional.cross_entropy(sparse_logits, labels[labels != -100], reduction="none")
+    torch.testing.assert_close(cross_entropy, torch.stack([each[:3].sum(), torch.tensor(0.0), each[3]]))
 
 
 def test_pretraining_lowers_the_masked_dom_loss(simulated, tmp_path):
@@ -220,3 +233,116 @@ def test_push_to_hub_uploads_a_complete_loadable_folder(simulated, tmp_path, mon
                             env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["PolarBertModel", "PolarBertForDirection"]
+
+
+# ---- several processes (gloo on CPU): torchrun and accelerate launch ------------------------------------------
+
+TWO_PROCESS_TRAINING = ["--eval_events", "100", "--max_train_events", "384", "--per_device_train_batch_size", "16",
+                        "--per_device_eval_batch_size", "64", "--save_strategy", "steps", "--save_steps", "6",
+                        "--save_total_limit", "5", "--eval_strategy", "no", "--logging_steps", "3",
+                        "--ddp_backend", "gloo", "--config_overrides", TINY[1]]
+
+
+def launch_two_processes(launcher: list[str], record_dir, dataset, output_dir, *extra):
+    """tests/pretrain_recording_ranks.py (scripts/pretrain.py plus per-rank records) in 2 processes."""
+    command = [*launcher, str(ROOT / "tests/pretrain_recording_ranks.py"), str(record_dir),
+               str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
+               "--output_dir", str(output_dir), *TWO_PROCESS_TRAINING, *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+def recorded_batches(record_dir, rank: int) -> list[list[int]]:
+    lines = (record_dir / f"rank_{rank}_events.txt").read_text().splitlines()
+    return [[int(event_id) for event_id in line.split()] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(simulated, tmp_path_factory):
+    """One epoch (384 events, 12 steps of 16 events per process) with `torchrun --nproc_per_node 2`, then the
+    same run resumed from its step-6 checkpoint with `accelerate launch --multi_gpu --num_processes 2`."""
+    root = tmp_path_factory.mktemp("two_processes")
+    launch_two_processes([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+                         root / "records", simulated / "prepared", root / "run")
+    shutil.copytree(root / "run" / "checkpoint-6", root / "resumed" / "checkpoint-6")
+    launch_two_processes([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "--main_process_port", "0"],
+                         root / "resumed_records", simulated / "prepared", root / "resumed",
+                         "--resume_from_checkpoint", str(root / "resumed" / "checkpoint-6"))
+    return root
+
+
+def test_two_processes_see_disjoint_events_that_make_up_the_epoch(simulated, two_process_runs):
+    import datasets
+
+    batches = [recorded_batches(two_process_runs / "records", rank) for rank in (0, 1)]
+    assert [len(rank_batches) for rank_batches in batches] == [12, 12]
+    events = [[event_id for batch in rank_batches for event_id in batch] for rank_batches in batches]
+    assert not set(events[0]) & set(events[1])
+    assert sorted(events[0] + events[1]) == sorted(datasets.load_from_disk(str(simulated / "prepared"))["event_id"][:384])
+
+
+def test_two_processes_end_with_identical_weights_and_save_them(two_process_runs):
+    rank_0 = load_file(two_process_runs / "records" / "rank_0.safetensors")
+    rank_1 = load_file(two_process_runs / "records" / "rank_1.safetensors")
+    saved = load_file(two_process_runs / "run" / "model.safetensors")
+    assert rank_0.keys() == rank_1.keys() == saved.keys()
+    for name in saved:
+        assert torch.equal(rank_0[name], rank_1[name]) and torch.equal(rank_0[name], saved[name]), name
+    assert type(AutoModel.from_pretrained(two_process_runs / "run")).__name__ == "PolarBertModel"
+    assert (two_process_runs / "run" / "training_args.json").is_file()  # written once, by the main process
+    assert (two_process_runs / "run" / "README.md").read_text().startswith("---")
+
+
+def test_two_process_checkpoint_loads_and_resumes_in_two_processes_to_the_uninterrupted_result(two_process_runs):
+    checkpoint = PolarBertForMaskedDOM.from_pretrained(two_process_runs / "run" / "checkpoint-6")
+    assert checkpoint.num_parameters() > 0
+    # The resumed processes collate exactly the batches 7-12 of the uninterrupted ones, and end where they ended.
+    for rank in (0, 1):
+        uninterrupted = recorded_batches(two_process_runs / "records", rank)
+        assert recorded_batches(two_process_runs / "resumed_records", rank) == uninterrupted[6:]
+    whole = load_file(two_process_runs / "run" / "model.safetensors")
+    resumed = load_file(two_process_runs / "resumed" / "model.safetensors")
+    for name in whole:
+        assert torch.allclose(whole[name], resumed[name], atol=1e-6), name
+    start = load_file(two_process_runs / "run" / "checkpoint-6" / "model.safetensors")
+    assert not all(torch.equal(start[name], whole[name]) for name in whole)  # steps 7-12 did change it
+
+
+def test_two_process_evaluation_gives_the_metrics_of_one_process(simulated, two_process_runs, tmp_path):
+    import datasets
+
+    # The 100 held-out events in batches of 64 split unevenly between the processes (64 and 36; accelerate fills
+    # the short batch up with repeated events): the gathered metrics must still be those of one process over the
+    # 100 events. (Not eval_loss: Trainer averages batch losses, and the filled-up batch has another loss.)
+    two_processes = json.loads((two_process_runs / "run" / "eval_results.json").read_text())
+    model = PolarBertForMaskedDOM.from_pretrained(two_process_runs / "run")
+    evaluation = datasets.load_from_disk(str(simulated / "prepared")).select(range(400, 500))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, per_device_eval_batch_size=64,
+                             train_sampling_strategy="group_by_length", label_names=["labels", "total_charge"],
+                             remove_unused_columns=False, report_to="none")
+    trainer = PolarBertTrainer(model=model, args=args, eval_dataset=as_training_dataset(evaluation),
+                               data_collator=PolarBertPretrainingCollator(model.config, deterministic=True),
+                               compute_metrics=compute_pretraining_metrics,
+                               preprocess_logits_for_metrics=preprocess_pretraining_logits)
+    one_process = trainer.evaluate()
+    for name in ("eval_masked_dom_cross_entropy", "eval_masked_dom_accuracy", "eval_charge_mse"):
+        assert two_processes[name] == pytest.approx(one_process[name], rel=1e-5), name
+
+
+def test_accelerate_cpu_launch_of_several_processes_is_refused_not_run_alone(tmp_path):
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_simple_launcher_cmd_env
+
+    def environment_of(*launch_args):
+        args, _, _ = _validate_launch_command(launch_command_parser().parse_args([*launch_args, "script.py"]))
+        return prepare_simple_launcher_cmd_env(args)[1]
+
+    # What `accelerate launch --cpu --num_processes 2` hands its one process:
+    with pytest.raises(ValueError, match="starts only one"):
+        check_launch(environment_of("--cpu", "--num_processes", "2"))
+    check_launch(environment_of("--cpu", "--num_processes", "1"))  # one process, as asked
+    check_launch({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2", "RANK": "1"})  # torchrun
+    check_launch({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "PMI_SIZE": "2"})  # mpirun
