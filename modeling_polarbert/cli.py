@@ -14,7 +14,7 @@ def _simulate(args):
 
     simulate_kaggle_dir(
         args.out_dir, n_events=args.events, seed=args.seed, batch_size=args.batch_size, split=args.split,
-        num_proc=args.num_proc,
+        num_proc=args.num_proc, event_id_offset=args.event_id_offset,
     )
 
 
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--batch-size", type=int, default=200_000, help="events per batch_N.parquet file")
     simulate.add_argument("--split", choices=["train", "test"], default="train")
     simulate.add_argument("--num-proc", type=int, default=1)
+    simulate.add_argument("--event-id-offset", type=int, default=0,
+                          help="added to every event id (to combine separately simulated directories)")
     simulate.set_defaults(handler=_simulate)
 
     prepare = commands.add_parser("prepare", help="convert a Kaggle-layout directory to a `datasets` dataset")

@@ -1,8 +1,11 @@
-"""The model card written beside every saved PolarBERT model (README.md, what the Hub shows)."""
+"""The model card written beside every saved PolarBERT model (README.md, what the Hub shows), and the export of a
+pretrained backbone as a small half-precision checkpoint to ship."""
 
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
+
+MAX_SHIPPED_FILE_BYTES = 16 * 2**20  # each file of a checkpoint committed to the repository
 
 # The paper (University of Copenhagen); the README and model_card.md carry the same entry.
 CITATION_BIBTEX = """@inproceedings{timiryasov2024polarbert,
@@ -150,3 +153,41 @@ def write_model_card(
     path = folder / "README.md"
     ModelCard(card).save(path)
     return path
+
+
+def save_backbone(
+    pretrained: str | Path,
+    out_dir: str | Path,
+    training_data: str,
+    metrics: dict | None = None,
+    dtype: str = "bfloat16",
+    max_file_bytes: int = MAX_SHIPPED_FILE_BYTES,
+    repo_id: str | None = None,
+) -> Path:
+    """Save the backbone (`PolarBertModel`, without the masked-DOM head) of a pretraining run in `out_dir`: its
+    weights in `dtype` ("bfloat16" or "float16"; buffers stay float32) safetensors, its config, feature extractor
+    (`preprocessor_config.json`), code and a model card (`training_data` and `metrics` go into it); every file
+    stays within `max_file_bytes` (weights are sharded if they must be). `repo_id`: the name the card gives it
+    (where it will be committed or pushed). Training from it loads float32 master weights (`run_finetuning`);
+    `AutoModel.from_pretrained` gives `dtype`."""
+    import torch
+
+    from .feature_extraction_polarbert import PolarBertFeatureExtractor
+    from .modeling_polarbert import PolarBertModel
+
+    if dtype not in ("bfloat16", "float16"):
+        raise ValueError(f"dtype must be 'bfloat16' or 'float16', got {dtype!r}")
+    out_dir = Path(out_dir)
+    model = PolarBertModel.from_pretrained(pretrained, dtype=torch.float32)
+    # Weights only: a buffer such as the DOM coordinates (metres, up to ~600) keeps float32, which bf16's 8-bit
+    # mantissa would round to metres.
+    for parameter in model.parameters():
+        parameter.data = parameter.data.to(getattr(torch, dtype))
+    # The shard size counts tensor bytes; 2 % more room for each file's JSON header.
+    model.save_pretrained(out_dir, max_shard_size=int(0.98 * max_file_bytes))
+    PolarBertFeatureExtractor.from_config(model.config).save_pretrained(out_dir)
+    write_model_card(out_dir, model, training_data=training_data, metrics=metrics, repo_id=repo_id)
+    too_large = [path.name for path in out_dir.iterdir() if path.stat().st_size > max_file_bytes]
+    if too_large:
+        raise ValueError(f"{out_dir}: {too_large} larger than {max_file_bytes:,} bytes")
+    return out_dir

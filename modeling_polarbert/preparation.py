@@ -290,6 +290,58 @@ def _assemble(source: KaggleSplit, batches_dir: Path, saving_dir: Path, out_dir:
     os.replace(saving_dir, out_dir)  # one rename: OUT_DIR is either absent or complete
 
 
+def combine_prepared(folders: list[str | Path], out_dir: str | Path) -> datasets.Dataset:
+    """One dataset of the events of several prepared folders, in the order given, without copying them: their
+    shard files are hard-linked as the shards of `out_dir` (a `save_to_disk` layout, as `prepare_kaggle` writes),
+    which appears in one rename once complete. For sets simulated in parallel processes (each writing its own
+    Kaggle directory; give them distinct `event_id_offset`s). The folders must share one schema, and event ids
+    must stay unique across them."""
+    folders, out_dir = [Path(folder) for folder in folders], Path(out_dir)
+    if not folders:
+        raise ValueError("combine_prepared: no folders given")
+    if out_dir.exists():
+        raise ValueError(f"{out_dir}: output directory already exists; remove it or choose another")
+    loaded = [datasets.load_from_disk(str(folder)) for folder in folders]
+    for folder, dataset in zip(folders[1:], loaded[1:]):
+        if dataset.features != loaded[0].features:
+            raise ValueError(f"{folder} has another schema than {folders[0]}: "
+                             f"{dataset.features} vs {loaded[0].features}")
+    event_ids = np.concatenate([dataset.data.column("event_id").to_numpy() for dataset in loaded])
+    unique, counts = np.unique(event_ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"event id {unique[counts > 1][0]} occurs more than once across {[str(f) for f in folders]} "
+                         "(simulate separate sets with distinct event_id_offset)")
+
+    shards = [folder / entry["filename"] for folder in folders
+              for entry in json.loads((folder / "state.json").read_text())["_data_files"]]
+    saving_dir = out_dir.parent / f"{out_dir.name}.incomplete"
+    shutil.rmtree(saving_dir, ignore_errors=True)
+    try:
+        saving_dir.mkdir(parents=True)
+        shard_names = [f"data-{index:05d}-of-{len(shards):05d}.arrow" for index in range(len(shards))]
+        for shard, shard_name in zip(shards, shard_names):
+            _link_or_copy(shard, saving_dir / shard_name)
+        info = loaded[0].info.copy()
+        info.description = f"{len(folders)} prepared datasets combined: {', '.join(f.name for f in folders)}"
+        info.write_to_directory(str(saving_dir))
+        fingerprints = [json.loads((folder / "state.json").read_text())["_fingerprint"] for folder in folders]
+        state = {
+            "_data_files": [{"filename": name} for name in shard_names],
+            "_fingerprint": hashlib.sha256(json.dumps(fingerprints).encode()).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": json.loads((folders[0] / "state.json").read_text()).get("_split"),
+        }
+        (saving_dir / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+        os.replace(saving_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(saving_dir, ignore_errors=True)
+        raise
+    return datasets.load_from_disk(str(out_dir))
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
@@ -304,4 +356,5 @@ def _dataset_info(source: KaggleSplit) -> datasets.DatasetInfo:
     )
 
 
-__all__ = ["parse_batch_selection", "output_schema", "convert_batch", "load_kaggle", "prepare_kaggle"]
+__all__ = ["parse_batch_selection", "output_schema", "convert_batch", "load_kaggle", "prepare_kaggle",
+           "combine_prepared"]

@@ -1,9 +1,10 @@
 """The paper's sample-efficiency study on simulated events: pretrain once, fine-tune from the pretrained weights
-and from scratch on N labelled events for each N, evaluate everything on one held-out set with LineFit beside it,
-and write a table (results.md, results.json) and a plot like the paper's Figure 2 (right).
+and from scratch on N labelled events for each N (and, when one is given, from a shipped pretrained backbone),
+evaluate everything on one held-out set with LineFit beside it, and write a table (results.md, results.json) and a
+plot like the paper's Figure 2 (right).
 
-What `scripts/sample_efficiency.py` and `scripts/quickstart.py` run. Every step is skipped when its output already
-exists, so an interrupted study resumes where it stopped.
+What `scripts/sample_efficiency.py` and `scripts/quickstart.py` run; `scripts/gpu_study.py` uses its table and
+plot. Every step is skipped when its output already exists, so an interrupted study resumes where it stopped.
 """
 
 import json
@@ -17,6 +18,8 @@ from .training import run_finetuning, run_pretraining
 
 # The YAML runs the study starts from; they sit beside the package in the repository (configs/).
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# results.json key -> table column; the shipped backbone's column appears only where a row has it.
+METHODS = {"pretrained": "pretrained", "scratch": "from scratch", "backbone": "shipped backbone"}
 
 
 def simulated_dataset(data_dir: Path, name: str, n_events: int, seed: int, split: str = "train") -> Path:
@@ -39,9 +42,10 @@ def pretrain_once(out: Path, train: Path, extra: list[str]) -> Path:
 
 
 def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, size: int, from_scratch: bool,
-                  extra: list[str]) -> Path:
-    """`out/{pretrained,scratch}_{size}`, fine-tuned on the first `size` events of `train` unless it exists."""
-    folder = out / f"{'scratch' if from_scratch else 'pretrained'}_{size}"
+                  extra: list[str], name: str | None = None) -> Path:
+    """`out/{name}_{size}` (name: pretrained or scratch by default), fine-tuned from `pretrained` (or its config
+    alone, from scratch) on the first `size` events of `train` unless it exists."""
+    folder = out / f"{name or ('scratch' if from_scratch else 'pretrained')}_{size}"
     if not (folder / "model.safetensors").exists():
         run_finetuning([str(CONFIGS / "finetune_tiny.yaml"), "--model_name_or_path", str(pretrained),
                        "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(train),
@@ -51,20 +55,24 @@ def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, si
 
 
 def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: list[int], eval_events: int,
-              pretrain_args: list[str] = (), finetune_args: list[str] = ()) -> dict:
-    """Pretrain once, fine-tune both ways at every size, evaluate everything on one held-out set."""
+              pretrain_args: list[str] = (), finetune_args: list[str] = (), backbone: Path | None = None,
+              backbone_args: list[str] = ()) -> dict:
+    """Pretrain once, fine-tune both ways at every size (and from `backbone`, a shipped pretrained backbone, with
+    `finetune_args` + `backbone_args`, when given), evaluate everything on one held-out set."""
     out.mkdir(parents=True, exist_ok=True)
     unlabelled = simulated_dataset(data_dir, "pretrain", pretrain_events, seed=1)
     labelled = simulated_dataset(data_dir, "labelled", max(labelled_sizes), seed=2)
     held_out = simulated_dataset(data_dir, "eval", eval_events, seed=3)
     pretrained = pretrain_once(out, unlabelled, list(pretrain_args))
 
+    starts = {"pretrained": (pretrained, False, []), "scratch": (pretrained, True, [])}
+    if backbone is not None:
+        starts["backbone"] = (Path(backbone), False, list(backbone_args))
     rows = []
     for size in labelled_sizes:
         row = {"labelled_events": size}
-        for from_scratch in (False, True):
-            name = "scratch" if from_scratch else "pretrained"
-            model = finetune_once(out, pretrained, labelled, held_out, size, from_scratch, list(finetune_args))
+        for name, (start, from_scratch, extra) in starts.items():
+            model = finetune_once(out, start, labelled, held_out, size, from_scratch, [*finetune_args, *extra], name)
             metrics = evaluate_model(str(model), str(held_out), str(out / f"report_{name}_{size}"), progress=False)
             row[name] = metrics["overall"]["model"]["mean"]
             row["linefit"] = metrics["overall"]["linefit"]["mean"]
@@ -74,22 +82,34 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
                     row[f"linefit_{kind}"] = metrics["breakdowns"][kind]["linefit"]["mean"]
         rows.append(row)
     results = {"pretrain_events": pretrain_events, "eval_events": eval_events, "random": math.pi / 2, "rows": rows}
+    if backbone is not None:
+        results["backbone"] = str(backbone)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results) + "\n")
     plot_results(results, out / "sample_efficiency.png")
     return results
 
 
+def _methods(results: dict) -> list[str]:
+    return [name for name in METHODS if any(name in row for row in results["rows"])]
+
+
 def results_table(results: dict) -> str:
-    """The study's results as a markdown table: mean opening angle (rad) per labelled-set size."""
-    lines = ["| labelled events | pretrained | from scratch | LineFit | random |", "|---|---|---|---|---|"]
+    """The study's results as a markdown table: mean opening angle (rad) per labelled-set size, a column per
+    method (the shipped backbone's where there is one), LineFit and a random guess."""
+    methods = _methods(results)
+    lines = ["| labelled events | " + " | ".join(METHODS[name] for name in methods) + " | LineFit | random |",
+             "|---" * (len(methods) + 3) + "|"]
+
+    def cells(row: dict, suffix: str = "") -> str:
+        return " | ".join(f"{row[name + suffix]:.3f}" if name + suffix in row else "-" for name in methods)
+
     for row in results["rows"]:
-        lines.append(f"| {row['labelled_events']:,} | {row['pretrained']:.3f} | {row['scratch']:.3f} | "
-                     f"{row['linefit']:.3f} | {results['random']:.3f} |")
+        lines.append(f"| {row['labelled_events']:,} | {cells(row)} | {row['linefit']:.3f} | {results['random']:.3f} |")
         for kind in ("track", "cascade"):
             if f"pretrained_{kind}" in row:
-                lines.append(f"| {kind}s only | {row[f'pretrained_{kind}']:.3f} | {row[f'scratch_{kind}']:.3f} | "
-                             f"{row[f'linefit_{kind}']:.3f} | {results['random']:.3f} |")
+                lines.append(f"| {kind}s only | {cells(row, '_' + kind)} | {row[f'linefit_{kind}']:.3f} | "
+                             f"{results['random']:.3f} |")
     return "\n".join(lines)
 
 
@@ -100,11 +120,16 @@ def plot_results(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [row["labelled_events"] for row in results["rows"]]
+    rows = results["rows"]
+    sizes = [row["labelled_events"] for row in rows]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(sizes, [row["pretrained"] for row in results["rows"]], "o-", label="PolarBERT, pretrained")
-    axis.plot(sizes, [row["scratch"] for row in results["rows"]], "s-", label="same model, from scratch")
-    axis.plot(sizes, [row["linefit"] for row in results["rows"]], "^--", label="LineFit")
+    labels = {"pretrained": ("o-", "PolarBERT, pretrained"), "scratch": ("s-", "same model, from scratch"),
+              "backbone": ("D-", "PolarBERT, shipped backbone")}
+    for name in _methods(results):
+        marker, label = labels[name]
+        axis.plot([row["labelled_events"] for row in rows if name in row], [row[name] for row in rows if name in row],
+                  marker, label=label)
+    axis.plot(sizes, [row["linefit"] for row in rows], "^--", label="LineFit")
     axis.axhline(results["random"], color="grey", ls=":", label="random guess")
     axis.set_xscale("log")
     axis.set(xlabel="labelled events for fine-tuning", ylabel="mean opening angle [rad]",

@@ -1,21 +1,22 @@
 """Pretraining and fine-tuning with `Trainer`: `run_pretraining(argv)` and `run_finetuning(argv)` (what
 `scripts/pretrain.py` and `scripts/finetune.py` run, in the shape of transformers' run_mlm.py), and what they share:
 argument parsing from YAML + command line, the model config, a `Trainer` that samples batches by length from our
-Arrow fast path and logs the loss parts, and the evaluation metrics. Training itself is `transformers.Trainer`'s;
-nothing here loops over steps.
+Arrow fast path, logs the loss parts and can train to a wall-clock budget, and the evaluation metrics. Training
+itself is `transformers.Trainer`'s; nothing here loops over steps.
 """
 
 import logging
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
-from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, get_scheduler, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .collators import PolarBertDirectionCollator, PolarBertPretrainingCollator, as_training_dataset
@@ -55,6 +56,18 @@ class DataArguments:
     eval_events: int = field(default=2000, metadata={"help": "Events held out from train when no eval_dataset."})
     max_train_events: int | None = field(default=None, metadata={"help": "Train on the first N events only."})
     max_eval_events: int | None = field(default=None, metadata={"help": "Evaluate on the first N events only."})
+
+
+@dataclass
+class PolarBertTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus a wall-clock budget for the training loop (see `StopAtTimeLimit`)."""
+
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={"help": "Stop training after this many seconds of the training loop (evaluation and saving after it "
+                  "are extra) and save; the learning-rate schedule is fitted to the steps that fit. Set "
+                  "num_train_epochs high enough that time, not epochs, is the limit."},
+    )
 
 
 def parse_arguments(dataclass_types, argv: list[str] | None = None):
@@ -156,18 +169,115 @@ class StopOnNonFiniteLoss(TrainerCallback):
             )
 
 
+class StopAtTimeLimit(TrainerCallback):
+    """Stops training once `max_seconds` have passed since the training loop began, and saves a checkpoint there
+    (unless `save_strategy` is "no"; the scripts save the final model in any case).
+
+    So that the learning-rate schedule still ends where it should (a cosine decays to zero) instead of being cut
+    off half way, the callback measures the time per optimizer step after the first `skip_steps` (start-up:
+    DataLoader workers, kernel warm-up) over `calibration_steps` steps, and shortens the run to the steps that
+    fit in the remaining time: `state.max_steps` becomes that number and the `LambdaLR` schedule that `Trainer`
+    built is re-made for it (transformers' `get_scheduler`, same type, warm-up and options). At the end of every
+    epoch the estimate is refined with the rate measured since calibration began, which counts per-epoch costs
+    (sampler, evaluation) too. The run is only ever shortened, never lengthened past its epochs or `max_steps`.
+    `clock` is injectable for tests."""
+
+    def __init__(self, max_seconds: float, skip_steps: int = 5, calibration_steps: int = 20, clock=time.monotonic):
+        if not max_seconds > 0:
+            raise ValueError(f"max_train_seconds must be positive, got {max_seconds}")
+        self.max_seconds, self.skip_steps, self.calibration_steps, self.clock = (
+            max_seconds, skip_steps, calibration_steps, clock
+        )
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.first_step = self.clock(), state.global_step
+        self.reference, self.fitted_steps = None, None
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        now = self.clock()
+        if self.reference is None:
+            if state.global_step - self.first_step >= self.skip_steps:
+                self.reference = (now, state.global_step)
+        elif self.fitted_steps is None and state.global_step - self.reference[1] >= self.calibration_steps:
+            self._fit(args, state, now, lr_scheduler)
+        out_of_time = now - self.start >= self.max_seconds
+        if out_of_time or (self.fitted_steps is not None and state.global_step >= self.fitted_steps):
+            control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"
+            if out_of_time:
+                logger.info("time limit of %.0f s reached at step %d (epoch %.2f)", self.max_seconds,
+                            state.global_step, state.epoch or 0.0)
+
+    def on_epoch_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        if self.fitted_steps is not None and not control.should_training_stop:
+            self._fit(args, state, self.clock(), lr_scheduler)
+
+    def _fit(self, args, state, now: float, lr_scheduler) -> None:
+        reference_time, reference_step = self.reference
+        if state.global_step <= reference_step:
+            return
+        seconds_per_step = (now - reference_time) / (state.global_step - reference_step)
+        remaining = self.max_seconds - (now - self.start)
+        fitted = state.global_step + max(int(remaining / max(seconds_per_step, 1e-9)), 0)
+        fitted = max(min(fitted, state.max_steps), state.global_step + 1)
+        if fitted != self.fitted_steps:
+            self.fitted_steps = state.max_steps = fitted
+            refit_schedule(lr_scheduler, args, fitted)
+            logger.info("%.3f s per step: training for %d steps to fit %.0f s", seconds_per_step, fitted,
+                        self.max_seconds)
+
+
+def refit_schedule(lr_scheduler, args: TrainingArguments, num_training_steps: int) -> bool:
+    """Make Trainer's learning-rate schedule (a `LambdaLR`, as transformers' schedules are) the one `get_scheduler`
+    gives for `num_training_steps`, keeping its current step; returns False (and changes nothing) for a schedule of
+    another kind. The new schedule is built on a throwaway optimizer so that the real one's state is untouched."""
+    scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)  # Accelerate may wrap it
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        return False
+    throwaway = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    fresh = get_scheduler(
+        args.lr_scheduler_type, throwaway, num_warmup_steps=args.get_warmup_steps(num_training_steps),
+        num_training_steps=num_training_steps, scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+    )
+    if not isinstance(fresh, torch.optim.lr_scheduler.LambdaLR):
+        return False
+    scheduler.lr_lambdas = [fresh.lr_lambdas[0]] * len(scheduler.optimizer.param_groups)
+    step = scheduler.last_epoch
+    learning_rates = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, learning_rate in zip(scheduler.optimizer.param_groups, learning_rates):
+        group["lr"] = learning_rate
+    scheduler._last_lr = learning_rates  # what get_last_lr() (Trainer's logged lr) reads
+    return True
+
+
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
     """Trainer's length-grouped sampler, with its order a function of (seed, epoch) alone. Trainer calls
     `set_epoch` at every epoch, also when it resumes from a checkpoint, so a resumed run sees the batches of an
-    uninterrupted one."""
+    uninterrupted one.
 
-    def __init__(self, batch_size: int, lengths: list[int], seed: int):
-        super().__init__(batch_size, lengths=lengths)
+    The order is exactly that of transformers' `get_length_grouped_indices` (random permutation, mega-batches of
+    up to 50 batches sorted by length, the longest batch first), computed with numpy: the Python sort there takes
+    seconds per epoch for millions of events, time in which the GPU waits."""
+
+    def __init__(self, batch_size: int, lengths, seed: int):
+        super().__init__(batch_size, lengths=np.asarray(lengths, dtype=np.int64))
         self.seed = seed
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         self.generator = torch.Generator().manual_seed(self.seed + epoch)
+
+    def __iter__(self):
+        lengths = self.lengths
+        multiple = min(len(lengths) // (self.batch_size * 4), 50) or 1
+        size = multiple * self.batch_size
+        indices = torch.randperm(len(lengths), generator=self.generator).numpy()
+        # A stable sort on the negated lengths orders ties as Python's sorted(..., reverse=True) does.
+        megabatches = [part[np.argsort(-lengths[part], kind="stable")] for part in
+                       (indices[start:start + size] for start in range(0, len(lengths), size))]
+        longest = int(np.argmax([lengths[part[0]] for part in megabatches]))
+        megabatches[0][0], megabatches[longest][0] = megabatches[longest][0], megabatches[0][0]
+        return iter(np.concatenate(megabatches).tolist())
 
 
 class PolarBertTrainer(Trainer):
@@ -184,6 +294,8 @@ class PolarBertTrainer(Trainer):
 
     def __init__(self, *args, eval_data_collator=None, training_data: str = "Not recorded.", **kwargs):
         super().__init__(*args, **kwargs)
+        if getattr(self.args, "max_train_seconds", None) is not None:
+            self.add_callback(StopAtTimeLimit(self.args.max_train_seconds))
         self.eval_data_collator = eval_data_collator
         self.training_data = training_data
         self._loss_part_sums = {}
@@ -230,7 +342,7 @@ class PolarBertTrainer(Trainer):
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(dataset, "lengths"):
             return None
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return EpochSeededLengthGroupedSampler(batch_size, lengths=[int(n) for n in dataset.lengths], seed=seed)
+        return EpochSeededLengthGroupedSampler(batch_size, lengths=dataset.lengths, seed=seed)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -264,6 +376,11 @@ def train_evaluate_and_save(trainer: "PolarBertTrainer", hub_tags: list[str]) ->
     asked), save the model, metrics and state, evaluate, write the model card, push if asked."""
     args = trainer.args
     train_result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    # A schedule-free optimizer trains on one weight sequence and evaluates on its average: put the average in
+    # the model before saving it (Trainer does so only around evaluations). A best checkpoint loaded at the end
+    # already holds averaged weights, and converting them again would spoil them.
+    if callable(getattr(trainer.optimizer, "eval", None)) and not args.load_best_model_at_end:
+        trainer.optimizer.eval()
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -330,11 +447,19 @@ def freeze_backbone(model) -> None:
 
 # ---- the two runs (the bodies of scripts/pretrain.py and scripts/finetune.py, in run_mlm.py's shape) -----------
 
+ARGUMENT_TYPES = (ModelArguments, DataArguments, PolarBertTrainingArguments)
+
+
+def _load_pretrained(model_class, model_args: ModelArguments, config: PolarBertConfig):
+    # float32 master weights whatever the checkpoint's dtype (a shipped backbone is bf16): mixed precision is
+    # `--bf16`'s job, and an optimizer stepping bf16 weights loses small updates.
+    return model_class.from_pretrained(model_args.model_name_or_path, config=config, dtype=torch.float32)
+
 
 def run_pretraining(argv: list[str] | None = None) -> dict:
     """`scripts/pretrain.py`: masked-DOM pretraining from YAML + command-line arguments; returns the eval metrics."""
     check_launch()
-    model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
+    model_args, data_args, training_args = parse_arguments(ARGUMENT_TYPES, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)
 
@@ -347,7 +472,7 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         check_is_polarbert_folder(model_args.model_name_or_path)
     config = build_config(model_args, sparse_prediction=True)
     if model_args.model_name_or_path:
-        model = PolarBertForMaskedDOM.from_pretrained(model_args.model_name_or_path, config=config)
+        model = _load_pretrained(PolarBertForMaskedDOM, model_args, config)
     else:
         model = PolarBertForMaskedDOM(config)
     model.set_attn_implementation(model_args.attn_implementation)
@@ -374,7 +499,7 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
 def run_finetuning(argv: list[str] | None = None) -> dict:
     """`scripts/finetune.py`: direction fine-tuning from YAML + command-line arguments; returns the eval metrics."""
     check_launch()
-    model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
+    model_args, data_args, training_args = parse_arguments(ARGUMENT_TYPES, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False
@@ -384,7 +509,7 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         check_is_polarbert_folder(model_args.model_name_or_path)
     config = build_config(model_args)
     if model_args.model_name_or_path and not model_args.from_scratch:
-        model = PolarBertForDirection.from_pretrained(model_args.model_name_or_path, config=config)
+        model = _load_pretrained(PolarBertForDirection, model_args, config)
     else:
         model = PolarBertForDirection(config)
     model.set_attn_implementation(model_args.attn_implementation)

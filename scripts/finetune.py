@@ -7,7 +7,9 @@
 
 From a pretrained checkpoint the backbone is taken and the direction head initialised (as BERT does for a
 classification head); `--from_scratch true` takes only the checkpoint's config, for the same architecture with
-random weights. `--max_train_events N` trains on the first N labelled events.
+random weights; `--freeze_backbone true` trains the head only. `--max_train_events N` trains on the first N
+labelled events; `--max_train_seconds S` stops after S seconds of training. The run itself is
+`modeling_polarbert.training.run_finetuning`.
 """
 
 import sys

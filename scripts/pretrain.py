@@ -3,10 +3,12 @@
 
     python scripts/pretrain.py configs/pretrain_tiny.yaml --output_dir runs/pretrain
     accelerate launch scripts/pretrain.py configs/pretrain_paper.yaml --train_dataset data/kaggle_prepared/train
+    python scripts/pretrain.py configs/pretrain_paper.yaml --num_train_epochs 1000 --max_train_seconds 300
 
-The YAML file holds `ModelArguments`, `DataArguments` and `TrainingArguments` fields; any of them can be
-overridden on the command line. The shape of transformers' examples/pytorch/language-modeling/run_mlm.py; the
-run itself is `modeling_polarbert.training.run_pretraining`.
+The YAML file holds `ModelArguments`, `DataArguments` and `PolarBertTrainingArguments` (`TrainingArguments` plus
+`max_train_seconds`, a wall-clock budget) fields; any of them can be overridden on the command line. The shape of
+transformers' examples/pytorch/language-modeling/run_mlm.py; the run itself is
+`modeling_polarbert.training.run_pretraining`.
 """
 
 import sys

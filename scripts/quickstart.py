@@ -3,9 +3,13 @@
 
 simulate -> prepare -> pretrain a tiny PolarBERT -> fine-tune it and a from-scratch twin on a few thousand
 labelled events -> evaluate both beside LineFit -> predict a Kaggle submission -> print the comparison table.
+Where a backbone pretrained on a GPU is shipped (checkpoints/polarbert-8m-sim/, made by scripts/gpu_study.py), a
+direction head is also fine-tuned on it (backbone frozen: the 8 M model is too slow to train whole on 2 cores) and
+reported beside the others.
 
     python scripts/quickstart.py                 # the README gives its measured time on 2 CPU cores
     python scripts/quickstart.py --small         # a smaller run (the test suite uses it)
+    python scripts/quickstart.py --backbone PATH # fine-tune from another saved backbone
 
 Outputs in runs/quickstart/: the models (pretrained_<N>/ loads with AutoModel.from_pretrained and has a model
 card), report_*/ (metrics.json and PNG plots), results.md, sample_efficiency.png and submission.csv. The events
@@ -21,6 +25,16 @@ from pathlib import Path
 from modeling_polarbert.prediction import predict_kaggle_dir
 from modeling_polarbert.simulation import simulate_kaggle_dir
 from modeling_polarbert.studies import results_table, run_study
+
+SHIPPED_BACKBONE = Path("checkpoints/polarbert-8m-sim")
+
+
+def shipped_backbone(path: Path) -> Path | None:
+    """`path` if it holds a saved backbone; else None, and one line that says so."""
+    if (path / "config.json").is_file():
+        return path
+    print(f"No pretrained backbone at {path} (none has been shipped yet): fine-tuning from it is skipped.")
+    return None
 
 
 def what_it_shows(results: dict) -> str:
@@ -41,6 +55,9 @@ def what_it_shows(results: dict) -> str:
              f"layout (simulate, prepare, pretrain, fine-tune, evaluate, predict), the saved model loads with "
              f"AutoModel, and at this scale (a 0.3 M-parameter model pretrained for minutes of CPU on "
              f"{results['pretrain_events']:,} unlabelled events) {versus_scratch}, {versus_linefit}.{by_kind}")
+    if "backbone" in row:
+        shows += (f" Fine-tuning only a direction head on the shipped backbone (pretrained on a GPU) gives "
+                  f"{row['backbone']:.3f} rad, {'ahead of' if row['backbone'] < linefit else 'behind'} LineFit.")
     does_not = ("What it does not show: the paper's figures, which took an 8 M model and 100 M events on a GPU "
                 "(docs/results.md).")
     return "\n" + textwrap.fill(shows, 112) + "\n" + textwrap.fill(does_not, 112) + "\n"
@@ -51,6 +68,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     parser.add_argument("--data-dir", type=Path, default=Path("data/quickstart"))
     parser.add_argument("--small", action="store_true", help="a run of seconds, for the tests")
+    parser.add_argument("--backbone", type=Path, default=SHIPPED_BACKBONE,
+                        help="a saved pretrained backbone to fine-tune a direction head on as well, if it exists")
     args = parser.parse_args(argv)
 
     if args.small:
@@ -60,7 +79,13 @@ def main(argv=None) -> dict:
         # The CPU budget: one pass over 60 k unlabelled events, then 4 passes over 10 k labelled ones.
         sizes = dict(pretrain_events=60_000, labelled_sizes=[10_000], eval_events=2_000)
         pretrain_args, finetune_args = ["--num_train_epochs", "1"], ["--num_train_epochs", "4"]
-    results = run_study(args.out, args.data_dir, **sizes, pretrain_args=pretrain_args, finetune_args=finetune_args)
+    backbone = shipped_backbone(args.backbone)
+    # Head only, one pass, no evaluation between epochs: the 8 M backbone's forward pass runs at some 20-140
+    # events/s on 2 cores (docs/performance.md), so one pass over 10 k events is what the quickstart can afford.
+    backbone_args = ["--freeze_backbone", "true", "--eval_strategy", "no", "--save_strategy", "no",
+                     "--max_eval_events", "500", *([] if args.small else ["--num_train_epochs", "1"])]
+    results = run_study(args.out, args.data_dir, **sizes, pretrain_args=pretrain_args, finetune_args=finetune_args,
+                        backbone=backbone, backbone_args=backbone_args)
 
     test_dir = args.data_dir / "kaggle_test"
     if not (test_dir / "test_meta.parquet").exists():

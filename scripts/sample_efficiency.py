@@ -9,7 +9,8 @@ is `modeling_polarbert.studies.run_study`.
     python scripts/sample_efficiency.py --out runs/sample_efficiency --pretrain-events 200000 \
         --labelled-sizes 10000 100000 --eval-events 20000
 
-Every step is skipped when its output already exists, so an interrupted study resumes where it stopped.
+Every step is skipped when its output already exists, so an interrupted study resumes where it stopped. The study
+itself is `modeling_polarbert.studies.run_study`.
 """
 
 import argparse

@@ -1,5 +1,7 @@
 """Tests of modeling_polarbert.preparation: Kaggle layout -> `datasets` dataset, exact, resumable, strict."""
 
+import dataclasses
+
 import datasets
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 from modeling_polarbert import preparation
 from modeling_polarbert.cli import main as cli_main
 from modeling_polarbert.kaggle_layout import aside_path
-from modeling_polarbert.preparation import load_kaggle, parse_batch_selection, prepare_kaggle
+from modeling_polarbert.preparation import combine_prepared, load_kaggle, parse_batch_selection, prepare_kaggle
 
 from kaggle_files import (  # tests/ is on sys.path under pytest
     BAD_INPUTS,
@@ -270,3 +272,43 @@ def test_a_single_event_with_one_pulse_converts(tmp_path):
     assert batch_frame([event]).shape == (1, 5)
     row = prepare_quietly(root, tmp_path / "out")[0]
     assert (row["event_id"], row["sensor_id"], row["time"], row["n_pulses"]) == (42, [5159], [0], 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Combining prepared sets (simulated in parallel processes)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _prepared_pair(tmp_path, second_first_id=101):
+    folders = []
+    for name, batches in [("a", {1: edge_case_events(first_event_id=1, seed=0)}),
+                          ("b", random_batches(n_batches=2, events_per_batch=5, seed=3))]:
+        if name == "b":  # shift the ids of the second set
+            batches = {batch_id: [dataclasses.replace(event, event_id=event.event_id + second_first_id)
+                                  for event in events] for batch_id, events in batches.items()}
+        prepare_quietly(write_kaggle_dir(tmp_path / f"kaggle_{name}", batches), tmp_path / f"prepared_{name}")
+        folders.append(tmp_path / f"prepared_{name}")
+    return folders
+
+
+def test_combined_sets_hold_every_event_in_order_by_hard_links(tmp_path):
+    folders = _prepared_pair(tmp_path)
+    combined = combine_prepared(folders, tmp_path / "combined")
+    parts = [datasets.load_from_disk(str(folder)) for folder in folders]
+    assert combined.features == parts[0].features
+    assert combined.to_list() == parts[0].to_list() + parts[1].to_list()
+    shards = sorted((tmp_path / "combined").glob("data-*.arrow"))
+    assert len(shards) == 3  # 1 + 2 batch files, linked, not copied
+    originals = sorted(folders[0].glob("data-*.arrow")) + sorted(folders[1].glob("data-*.arrow"))
+    assert [shard.stat().st_ino for shard in shards] == [original.stat().st_ino for original in originals]
+    assert datasets.load_from_disk(str(tmp_path / "combined")).data.table.equals(combined.data.table)
+
+
+def test_combining_sets_whose_event_ids_repeat_is_refused_and_leaves_nothing(tmp_path):
+    folders = _prepared_pair(tmp_path, second_first_id=0)  # ids 1.. in both
+    with pytest.raises(ValueError, match="occurs more than once.*event_id_offset"):
+        combine_prepared(folders, tmp_path / "combined")
+    assert_nothing_left(tmp_path / "combined")
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        combine_prepared(_prepared_pair(tmp_path / "other"), tmp_path / "exists")

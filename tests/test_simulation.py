@@ -153,6 +153,19 @@ def test_in_memory_events_equal_the_files_and_other_seeds_differ(kaggle_dir):
     assert not pulses.iloc[: len(other)].equals(other)
 
 
+def test_event_id_offset_shifts_the_ids_and_nothing_else(kaggle_dir, tmp_path):
+    simulate_kaggle_dir(tmp_path, n_events=N_EVENTS, seed=SEED, batch_size=250, progress=False,
+                        event_id_offset=5_000_000)
+    pulses_a, meta_a = _read_all_pulses(kaggle_dir)
+    pulses_b, meta_b = _read_all_pulses(tmp_path)
+    np.testing.assert_array_equal(meta_b["event_id"], meta_a["event_id"] + 5_000_000)
+    np.testing.assert_array_equal(pulses_b.index, pulses_a.index + 5_000_000)
+    pd.testing.assert_frame_equal(pulses_b.reset_index(drop=True), pulses_a.reset_index(drop=True))
+    pd.testing.assert_frame_equal(meta_b.drop(columns="event_id"), meta_a.drop(columns="event_id"))
+    with pytest.raises(ValueError, match="event_id_offset"):
+        simulate_kaggle_dir(tmp_path / "bad", n_events=5, event_id_offset=-1, progress=False)
+
+
 def test_num_proc_does_not_change_the_events():
     single = simulate_events(400, seed=3, num_proc=1)
     parallel = simulate_events(400, seed=3, num_proc=2)

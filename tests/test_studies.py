@@ -1,5 +1,7 @@
-"""The sample-efficiency study (modeling_polarbert.studies) as the quickstart runs it, at a small size."""
+"""The sample-efficiency study (modeling_polarbert.studies) as the quickstart runs it, at a small size, with a
+shipped backbone; its table; how the quickstart finds a backbone."""
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -7,25 +9,50 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoModel
+
+from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM
+from modeling_polarbert.hub import save_backbone
+from modeling_polarbert.studies import results_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_pipeline_at_a_small_size(tmp_path):
+def load_script(name: str):
+    """A script of scripts/ as a module, loaded from its file (scripts/ is not put on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_pipeline_at_a_small_size_with_a_shipped_backbone(tmp_path):
+    torch.manual_seed(0)
+    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    PolarBertForMaskedDOM(config).save_pretrained(tmp_path / "pretrained")
+    backbone = save_backbone(tmp_path / "pretrained", tmp_path / "polarbert-tiny-sim", training_data="a test backbone")
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts/quickstart.py"), "--small", "--out", str(tmp_path / "runs"),
-         "--data-dir", str(tmp_path / "data")],
+         "--data-dir", str(tmp_path / "data"), "--backbone", str(backbone)],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "runs" / "results.json").read_text())
     row = results["rows"][0]
-    for name in ("pretrained", "scratch", "linefit"):
+    for name in ("pretrained", "scratch", "backbone", "linefit"):
         assert 0 < row[name] < math.pi, name
     assert row["linefit"] < 1.4  # LineFit on the simulation is far from random
-    assert "| labelled events | pretrained | from scratch | LineFit | random |" in result.stdout
+    assert results["backbone"] == str(backbone)
+    assert "| labelled events | pretrained | from scratch | shipped backbone | LineFit | random |" in result.stdout
+    assert "Fine-tuning only a direction head on the shipped backbone" in " ".join(result.stdout.split())  # wrapped
+    # Frozen: the fine-tuned model carries the shipped (bf16) backbone unchanged, in float32, and a trained head.
+    tuned = load_file(tmp_path / "runs" / "backbone_300" / "model.safetensors")
+    for name, tensor in load_file(backbone / "model.safetensors").items():
+        assert torch.equal(tuned[f"polarbert.{name}"], tensor.float()), name
+    assert tuned["direction_head.0.weight"].dtype == torch.float32
     assert (tmp_path / "runs" / "sample_efficiency.png").stat().st_size > 0
     model = tmp_path / "runs" / "pretrained_300"
     assert type(AutoModel.from_pretrained(model)).__name__ == "PolarBertModel"
@@ -39,3 +66,29 @@ def test_quickstart_pipeline_at_a_small_size(tmp_path):
             if str(value).startswith("data/quickstart/"):
                 folder = tmp_path / "data" / Path(value).relative_to("data/quickstart")
                 assert (folder / "dataset_info.json").is_file(), value
+
+
+def test_the_table_has_a_column_per_method_and_linefit_and_random():
+    results = {"random": math.pi / 2, "rows": [
+        {"labelled_events": 10_000, "pretrained": 1.2, "scratch": 1.5, "linefit": 1.3},
+        {"labelled_events": 100_000, "pretrained": 1.1, "scratch": 1.4, "linefit": 1.3, "backbone": 1.0,
+         "pretrained_track": 0.9, "scratch_track": 1.3, "backbone_track": 0.8, "linefit_track": 0.7}]}
+    lines = results_table(results).splitlines()
+    assert lines[0] == "| labelled events | pretrained | from scratch | shipped backbone | LineFit | random |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[2] == "| 10,000 | 1.200 | 1.500 | - | 1.300 | 1.571 |"
+    assert lines[3] == "| 100,000 | 1.100 | 1.400 | 1.000 | 1.300 | 1.571 |"
+    assert lines[4] == "| tracks only | 0.900 | 1.300 | 0.800 | 0.700 | 1.571 |"
+    for key in ("backbone", "backbone_track"):
+        del results["rows"][1][key]
+    assert "shipped backbone" not in results_table(results)
+
+
+def test_quickstart_says_in_one_line_that_no_backbone_is_shipped(tmp_path, capsys):
+    quickstart = load_script("quickstart")
+    assert quickstart.shipped_backbone(tmp_path / "missing") is None
+    assert capsys.readouterr().out.strip().splitlines() == [
+        f"No pretrained backbone at {tmp_path / 'missing'} (none has been shipped yet): fine-tuning from it is skipped."]
+    (tmp_path / "backbone").mkdir()
+    (tmp_path / "backbone" / "config.json").write_text("{}")
+    assert quickstart.shipped_backbone(tmp_path / "backbone") == tmp_path / "backbone"

@@ -116,8 +116,12 @@ def _check_output_dir(out_dir: Path, split: str):
 
 
 def simulate_kaggle_dir(out_dir, n_events: int, seed: int = 0, batch_size: int = 200_000, split: str = "train",
-                        num_proc: int = 1, config: SimulatorConfig = DEFAULT_CONFIG, progress: bool = True) -> pd.DataFrame:
+                        num_proc: int = 1, config: SimulatorConfig = DEFAULT_CONFIG, progress: bool = True,
+                        event_id_offset: int = 0) -> pd.DataFrame:
     """Write `n_events` simulated events to `out_dir` in the Kaggle layout; return the meta table written.
+
+    `event_id_offset` is added to every event id, so that directories simulated separately (other seeds, in
+    parallel processes) can be combined into one set with unique ids (`preparation.combine_prepared`).
 
     Files: sensor_geometry.csv (the shipped copy), {split}/batch_{b}.parquet (b = 1, 2, ...; `batch_size` events
     each, pandas-written, event_id index), {split}_meta.parquet. For split="train" the meta file carries
@@ -128,6 +132,8 @@ def simulate_kaggle_dir(out_dir, n_events: int, seed: int = 0, batch_size: int =
     _check_simulation_args(n_events, seed, split, num_proc)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if int(event_id_offset) < 0:
+        raise ValueError(f"event_id_offset must be a non-negative integer, got {event_id_offset}")
     out_dir = Path(out_dir)
     _check_output_dir(out_dir, split)
     (out_dir / split).mkdir(parents=True, exist_ok=True)
@@ -138,6 +144,7 @@ def simulate_kaggle_dir(out_dir, n_events: int, seed: int = 0, batch_size: int =
     writer = _BatchWriter(out_dir, split, int(batch_size))
     try:
         for result in iter_simulated_chunks(int(n_events), seed, split, num_proc, config, progress):
+            result["event_id"] = result["event_id"] + np.int64(event_id_offset)
             writer.add(result)
         meta = writer.finish()
     except BaseException:
