@@ -14,7 +14,7 @@ backbone in bf16 safetensors with config and model card, laid out as checkpoints
 Every phase has a budget and the whole run a deadline (--deadline-seconds, counted once the imports are done): the
 pretraining budget is what the deadline leaves after the budgets of the later phases, and a phase that overran
 shrinks the ones after it, so the run stops in time and still writes its table. The timings are printed and kept
-in results.json. --collect copies the files that matter (7, each under 16 MiB) into one folder.
+in results.json. --collect copies the files that matter (8, each under 16 MiB) into one folder.
 """
 
 import argparse
@@ -50,7 +50,7 @@ PAPER_CROSS_ENTROPY = 2.08  # the paper's 8 M model after 100 M Kaggle events
 UNIFORM_CROSS_ENTROPY = math.log(5160)  # a uniform guess over the DOMs
 TARGETS = {"gain_vs_scratch": 0.25, "gain_vs_linefit": 0.10}  # issue 16: fractions of the mean angle
 EVENT_ID_STRIDE = 10_000_000  # event ids of simulation shard k start at k * stride
-SHIPPED_FILES = ("model.safetensors", "config.json", "README.md")
+SHIPPED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "README.md")
 # The project's inputs on the paper's architecture (docs/results.md, "Escaping the constant-guess plateau"): DOM
 # positions and the time within the event in pretraining, a zero-initialised direction head in fine-tuning.
 # --paper-inputs runs the paper's inputs and a random head instead.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoModel
+from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_polarbert  # noqa: F401
 from modeling_polarbert import PolarBertModel
@@ -97,6 +97,7 @@ def test_the_backbone_is_bf16_loads_with_automodel_and_its_card_says_what_it_was
     assert set(dtypes.values()) == {torch.bfloat16}
     backbone = AutoModel.from_pretrained(folder)
     assert type(backbone).__name__ == "PolarBertModel"
+    assert AutoFeatureExtractor.from_pretrained(folder).event_time_reference == "charge_weighted_mean"  # the recipe
     pretrained = PolarBertModel.from_pretrained(root / "out" / "pretrained")
     for name, tensor in pretrained.state_dict().items():
         assert torch.equal(backbone.state_dict()[name], tensor.to(torch.bfloat16)), name
@@ -110,7 +111,8 @@ def test_the_collected_folder_holds_what_matters_within_the_transfer_limits(stud
     root, _ = study
     files = sorted(str(path.relative_to(root / "collect")) for path in (root / "collect").rglob("*") if path.is_file())
     assert files == ["gpu_study.log", "polarbert-tiny-sim/README.md", "polarbert-tiny-sim/config.json",
-                     "polarbert-tiny-sim/model.safetensors", "results.json", "results.md", "sample_efficiency.png"]
+                     "polarbert-tiny-sim/model.safetensors", "polarbert-tiny-sim/preprocessor_config.json",
+                     "results.json", "results.md", "sample_efficiency.png"]  # 8: what the device tool returns
     assert all((root / "collect" / name).stat().st_size <= MIB_16 for name in files)
     log = (root / "collect" / "gpu_study.log").read_text()
     assert "simulate + prepare" in log and ("time limit of 3 s reached" in log or "steps to fit 3 s" in log)
