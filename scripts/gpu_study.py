@@ -48,7 +48,7 @@ logger = logging.getLogger("gpu_study")
 
 PAPER_CROSS_ENTROPY = 2.08  # the paper's 8 M model after 100 M Kaggle events
 UNIFORM_CROSS_ENTROPY = math.log(5160)  # a uniform guess over the DOMs
-TARGETS = {"gain_vs_scratch": 0.25, "gain_vs_linefit": 0.10}  # issue 16: fractions of the mean angle
+TARGETS = {"gain_vs_scratch": 0.25, "gain_vs_linefit": 0.10}  # the study's targets, fractions of the mean angle
 EVENT_ID_STRIDE = 10_000_000  # event ids of simulation shard k start at k * stride
 SHIPPED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "README.md")
 # The project's inputs on the paper's architecture (docs/results.md, "Escaping the constant-guess plateau"): DOM

@@ -71,11 +71,11 @@ def _raise_parser(parser, *args, **kwargs):
 def script_options(script: Path) -> set[str]:
     """The options a script's argument parser knows (pretrain/finetune: their HfArgumentParser)."""
     if script.name in ("pretrain.py", "finetune.py"):
-        from transformers import HfArgumentParser, TrainingArguments
+        from transformers import HfArgumentParser
 
-        from modeling_polarbert.training import DataArguments, ModelArguments
+        from modeling_polarbert.training import ARGUMENT_TYPES
 
-        parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+        parser = HfArgumentParser(ARGUMENT_TYPES)
     else:  # build the script's argparse parser by calling its main() up to parse_args
         spec = importlib.util.spec_from_file_location(f"documented_{script.stem}", script)
         module = importlib.util.module_from_spec(spec)
