@@ -11,6 +11,16 @@ The batch contract (see the model's docstring), B events, L = the batch's longes
 | `labels` (pretraining) | int64 (B, L) | true sensor id at masked positions, -100 elsewhere |
 | `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
 | `labels` (direction) | float32 (B, 3) | unit vectors from (azimuth, zenith), Kaggle convention; omitted without labels |
+| `masked_positions` (pretraining) | int64 (K,) | flat indices `row * L + column` of the K masked pulses, ascending |
+
+With `pack_length=T` the batch has no padding between events (the padding-free path): events, each as [a CLS slot,
+its pulses], fill rows of T tokens in batch order, a new row when the next event does not fit. `dom_ids`,
+`features`, `attention_mask` (1 at CLS slots too) and `labels` (-100 at CLS slots) become (rows, T), the CLS slots
+hold `pad_token_id`, and `cls_positions` int64 (B,) gives each event's CLS slot as a flat index `row * T + column`.
+
+The collators check the data on their CPU arrays (DOM ids in range, finite times, positive finite charges, finite
+angles), so that the model's own value checks, which cost a GPU step a host synchronisation each, can be off
+(`check_inputs=False`).
 
 Down-sampling, feature scaling and padding are those of the model's feature extractor
 (`feature_extraction_polarbert.py`, the one implementation, shipped with every checkpoint): an event with more than
@@ -72,6 +82,9 @@ class _PulseCollator:
         pad_to_multiple_of: round L up to a multiple of this (default `config.pad_to_multiple_of`; 1 or None: no
             rounding).
         keep_all_pulses: no down-sampling at all (evaluation on every pulse of long events).
+        pack_length: pack the events into rows of this many tokens (each event takes its pulses + 1 for its CLS
+            slot) instead of one padded row per event: the padding-free path, see the module docstring. At least
+            `max_pulses + 1`; the model then needs eager, sdpa or flex_attention.
         deterministic: draw selection (and masking) from the event_id, not from the generator, so an event gives
             the same pulses whatever batch it lands in (evaluation and prediction agree, and agree with the
             feature extractor).
@@ -87,12 +100,16 @@ class _PulseCollator:
     keep_all_pulses: bool = False
     deterministic: bool = False
     seed: int | None = None
+    pack_length: int | None = None
 
     def __post_init__(self):
         if self.max_pulses is None:
             self.max_pulses = self.config.max_pulses
         if self.pad_to_multiple_of is None:
             self.pad_to_multiple_of = self.config.pad_to_multiple_of
+        if self.pack_length is not None and not self.keep_all_pulses and self.pack_length < self.max_pulses + 1:
+            raise ValueError(f"pack_length={self.pack_length} cannot hold an event of max_pulses={self.max_pulses} "
+                             "pulses and its CLS slot")
         self.feature_extractor = PolarBertFeatureExtractor.from_config(
             self.config, max_pulses=self.max_pulses, pad_to_multiple_of=self.pad_to_multiple_of
         )
@@ -110,9 +127,48 @@ class _PulseCollator:
 
     def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
         """dom_ids, features and attention_mask (B, L, ...) of the kept pulses, and each kept pulse's slot
-        `row * L + column` in the flattened padded batch (`_slot`)."""
+        `row * L + column` in the flattened padded batch (`_slot`); packed (rows, T, ...) with `pack_length`."""
+        # What the model would otherwise check on the device, named by event (see check_inputs).
+        self.feature_extractor.check_pulses(batch)
         encoded, slot = self.feature_extractor.encode(batch, kept, kept_offsets)
+        if self.pack_length is not None:
+            encoded, slot = self._pack(batch, encoded, slot, np.diff(kept_offsets))
         return {**encoded, "_slot": slot}
+
+    def _pack(self, batch: PulseBatch, encoded: dict, slot: np.ndarray, kept_counts: np.ndarray):
+        """The padded batch laid out packed: next fit of [CLS slot, pulses] per event into rows of pack_length
+        tokens, events in batch order (a length-grouped sampler's order packs tightly). Returns the packed arrays
+        with `cls_positions`, and each kept pulse's slot in them. The loop runs over rows, one search each."""
+        sizes = kept_counts + 1
+        too_long = np.flatnonzero(sizes > self.pack_length)
+        if len(too_long):
+            raise ValueError(f"event_id {batch['event_id'][too_long[0]]}: its {kept_counts[too_long[0]]} pulses and "
+                             f"its CLS slot do not fit in pack_length={self.pack_length}")
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        cls_slot = np.empty(len(sizes), dtype=np.int64)
+        first, rows = 0, 0
+        while first < len(sizes):
+            last = int(np.searchsorted(ends, starts[first] + self.pack_length, side="right"))
+            cls_slot[first:last] = rows * self.pack_length + starts[first:last] - starts[first]
+            first, rows = last, rows + 1
+        rows, length = max(rows, 1), self.pack_length
+        packed_slot = concatenated_ranges(cls_slot + 1, kept_counts)
+        n_features = encoded["features"].shape[-1]
+        dom_ids = np.full(rows * length, self.config.pad_token_id, dtype=np.int64)
+        dom_ids[packed_slot] = encoded["dom_ids"].reshape(-1)[slot]
+        features = np.zeros((rows * length, n_features), dtype=np.float32)
+        features[packed_slot] = encoded["features"].reshape(-1, n_features)[slot]
+        attention_mask = np.zeros(rows * length, dtype=np.int64)
+        attention_mask[packed_slot] = 1
+        attention_mask[cls_slot] = 1
+        packed = {
+            "dom_ids": dom_ids.reshape(rows, length),
+            "features": features.reshape(rows, length, n_features),  # (rows, pack_length, num_features)
+            "attention_mask": attention_mask.reshape(rows, length),
+            "cls_positions": cls_slot,
+        }
+        return packed, packed_slot
 
 
 @dataclass
@@ -144,6 +200,7 @@ class PolarBertPretrainingCollator(_PulseCollator):
             **{name: torch.from_numpy(array) for name, array in encoded.items()},
             "labels": torch.from_numpy(labels.reshape(encoded["dom_ids"].shape)),
             "total_charge": torch.from_numpy(self.total_charge(batch)),
+            "masked_positions": torch.from_numpy(slot),  # ascending, as `slot` and the masked pulses are
         }
 
     def masked_counts(self, n_primary: np.ndarray) -> np.ndarray:
@@ -169,6 +226,9 @@ class PolarBertPretrainingCollator(_PulseCollator):
         counts = np.diff(batch["pulse_offsets"])
         event = np.repeat(np.arange(len(counts)), counts)
         summed = np.bincount(event, weights=batch["charge"].astype(np.float64), minlength=len(counts))
+        if not (summed > 0).all() or not np.isfinite(summed).all():
+            bad = np.flatnonzero(~(summed > 0) | ~np.isfinite(summed))[0]
+            raise ValueError(f"event_id {batch['event_id'][bad]} has a total charge of {summed[bad]} (must be > 0)")
         return np.log10(summed).astype(np.float32)
 
 
@@ -185,6 +245,10 @@ class PolarBertDirectionCollator(_PulseCollator):
         del encoded["_slot"]
         output = {name: torch.from_numpy(array) for name, array in encoded.items()}
         if all(label in batch for label in LABEL_COLUMNS):
+            finite = np.isfinite(batch["azimuth"]) & np.isfinite(batch["zenith"])
+            if not finite.all():
+                raise ValueError(f"event_id {batch['event_id'][np.flatnonzero(~finite)[0]]} has a non-finite azimuth "
+                                 "or zenith")
             directions = angles_to_unit_vector(batch["azimuth"], batch["zenith"]).astype(np.float32)
             output["labels"] = torch.from_numpy(directions)  # (batch, 3)
         return output

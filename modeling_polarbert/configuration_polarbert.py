@@ -90,7 +90,14 @@ class PolarBertConfig(PretrainedConfig):
             The 5,160-way output layer then costs a quarter of the primary pulses instead of every position;
             `logits` become (number of masked pulses, num_doms).
         pad_to_multiple_of (`int`, *optional*):
-            Collators pad the sequence length to a multiple of this (8 suits tensor cores).
+            Collators pad the sequence length to a multiple of this (8 suits tensor cores). A coarse multiple (32)
+            also keeps the number of distinct batch shapes small, which `torch.compile` likes.
+        check_inputs (`bool`, *optional*, defaults to `True`):
+            Check the values of the inputs in `forward`: DOM ids in range, finite features, labels that are DOM ids
+            or -100 (with `masked_positions` that point at them), unit direction vectors. Shapes are always
+            checked. On a GPU every value check reads a result back to the host, a synchronisation that stalls the
+            step (docs/performance.md measures it); the collators check the same things on their CPU arrays, so
+            fast training turns this off (`configs/pretrain_paper.yaml`).
     """
 
     model_type = "polarbert"
@@ -125,6 +132,7 @@ class PolarBertConfig(PretrainedConfig):
         direction_loss: str = "angle",
         sparse_prediction: bool = False,
         pad_to_multiple_of: int | None = None,
+        check_inputs: bool = True,
         **kwargs,
     ):
         if hidden_size % 2 or hidden_size % num_attention_heads:
@@ -163,6 +171,7 @@ class PolarBertConfig(PretrainedConfig):
         self.direction_loss = direction_loss
         self.sparse_prediction = sparse_prediction
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.check_inputs = check_inputs
         kwargs.setdefault("pad_token_id", num_doms)
         super().__init__(**kwargs)
 

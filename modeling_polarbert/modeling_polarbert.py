@@ -18,8 +18,23 @@ The batch contract (what `PolarBertFeatureExtractor` and the collators built on 
                     direction: float (batch, 3), unit vectors of the direction the neutrino came from
     total_charge    float (batch,)         pretraining only: log10 of the summed charge of ALL the event's pulses
 
+    masked_positions int64 (K,)            pretraining, optional: the flat indices `row * L + column` of the K masked
+                                           pulses (where labels != -100), ascending. With them the sparse DOM head
+                                           needs no host synchronisation to find the masked pulses.
+
 L is the longest event of the batch (at most `max_pulses` after down-sampling, or more when every pulse is kept).
 The CLS token is prepended inside the model, so hidden states have L + 1 positions, the CLS at position 0.
+
+Packed batches (`PolarBertPretrainingCollator(..., pack_length=T)`, no padding between events): several events
+share a row of T tokens, each as [its CLS slot, its pulses], padding only at the end of a row. The tensors above
+become (rows, T) (labels: -100 at CLS slots), and one more key says where the events are:
+
+    cls_positions   int64 (batch,)         flat index `row * T + column` of each event's CLS slot, in event order
+
+The model puts its CLS vector into those slots and lets a token attend only to the tokens of its own event (a
+block-diagonal mask, through the same attention interface: eager, sdpa and flex_attention, not flash attention).
+`last_hidden_state` is then (rows, T, hidden_size) with no extra CLS position; `pooler_output` stays (batch,
+hidden_size), one CLS vector per event.
 
 This file travels to the Hub as remote code: it imports only torch, transformers and its own configuration.
 """
@@ -37,6 +52,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
@@ -183,8 +199,11 @@ class PolarBertMLP(nn.Module):
         return self.down_proj(self.act_fn(self.up_proj(hidden_states)))
 
 
-class PolarBertLayer(nn.Module):
-    """Pre-layer-norm transformer block (Xiong et al. 2020), as in the paper: x + attn(LN(x)), then x + mlp(LN(x))."""
+class PolarBertLayer(GradientCheckpointingLayer):
+    """Pre-layer-norm transformer block (Xiong et al. 2020), as in the paper: x + attn(LN(x)), then x + mlp(LN(x)).
+
+    With `model.gradient_checkpointing_enable()` its activations are recomputed in the backward pass instead of
+    stored (the 159 M model of the paper's scaling study at large batches); hidden_states must stay positional."""
 
     def __init__(self, config: PolarBertConfig):
         super().__init__()
@@ -224,6 +243,7 @@ class PolarBertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "polarbert"
     main_input_name = "dom_ids"
     _no_split_modules = ["PolarBertLayer"]
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -250,8 +270,11 @@ class PolarBertPreTrainedModel(PreTrainedModel):
         self.config.auto_map = dict(AUTO_MAP)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def _check_inputs(self, dom_ids, features, attention_mask):
-        """Bad input raises a ValueError naming it, instead of a silent wrong answer or a CUDA device assert."""
+    def _check_inputs(self, dom_ids, features, attention_mask, cls_positions):
+        """Bad input raises a ValueError naming it, instead of a silent wrong answer or a CUDA device assert.
+
+        Shapes are checked always (free). Values only with `config.check_inputs`: each value check reads a result
+        back from the device, a host synchronisation that stalls a GPU step; the collators check the same on CPU."""
         if dom_ids.dim() != 2:
             raise ValueError(f"dom_ids must be (batch, L), got shape {tuple(dom_ids.shape)}")
         expected = (*dom_ids.shape, self.config.num_pulse_features)
@@ -259,8 +282,10 @@ class PolarBertPreTrainedModel(PreTrainedModel):
             raise ValueError(f"features must be (batch, L, num_pulse_features) = {expected}, got {tuple(features.shape)}")
         if attention_mask is not None and attention_mask.shape != dom_ids.shape:
             raise ValueError(f"attention_mask must have the shape of dom_ids {tuple(dom_ids.shape)}")
-        if torch.compiler.is_compiling():
-            return  # data-dependent checks would break the graph; eager runs check them
+        if cls_positions is not None and cls_positions.dim() != 1:
+            raise ValueError(f"cls_positions must be (batch,), got shape {tuple(cls_positions.shape)}")
+        if not self.config.check_inputs or torch.compiler.is_compiling():
+            return  # data-dependent checks would also break a compiled graph
         if dom_ids.numel() and (dom_ids.min() < 0 or dom_ids.max() >= self.config.vocab_size):
             raise ValueError(
                 f"dom_ids must lie in [0, {self.config.vocab_size}) (DOMs, then pad {self.config.pad_token_id} and "
@@ -269,6 +294,10 @@ class PolarBertPreTrainedModel(PreTrainedModel):
         if not torch.isfinite(features).all():
             bad_events = torch.nonzero(~torch.isfinite(features).all(dim=(1, 2))).flatten().tolist()
             raise ValueError(f"features hold NaN or inf in batch rows {bad_events[:10]}")
+        if cls_positions is not None and len(cls_positions) and (
+            cls_positions.min() < 0 or cls_positions.max() >= dom_ids.numel()
+        ):
+            raise ValueError(f"cls_positions must be flat indices into the packed (rows, T) = {tuple(dom_ids.shape)}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -280,7 +309,8 @@ class PolarBertModel(PolarBertPreTrainedModel):
     """The PolarBERT encoder: embeddings, a trainable CLS token in front, pre-LN blocks and a final LayerNorm.
 
     Returns `last_hidden_state` (batch, L + 1, hidden_size) with the CLS token at position 0, and `pooler_output`
-    (batch, hidden_size), the CLS vector that the task heads read.
+    (batch, hidden_size), the CLS vector that the task heads read. Packed batches (with `cls_positions`, see the
+    module docstring) give `last_hidden_state` (rows, T, hidden_size) and the same `pooler_output`.
     """
 
     def __init__(self, config: PolarBertConfig):
@@ -302,23 +332,30 @@ class PolarBertModel(PolarBertPreTrainedModel):
         dom_ids: torch.LongTensor,
         features: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        cls_positions: torch.LongTensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
-        self._check_inputs(dom_ids, features, attention_mask)
-        batch_size = dom_ids.shape[0]
+        self._check_inputs(dom_ids, features, attention_mask, cls_positions)
         pulse_embeddings = self.embeddings(dom_ids, features)
-        cls = self.cls_embedding.to(pulse_embeddings.dtype).expand(batch_size, -1, -1)
-        hidden_states = torch.cat([cls, pulse_embeddings], dim=1)  # (batch, L + 1, hidden_size)
-
+        cls = self.cls_embedding.to(pulse_embeddings.dtype)
         if attention_mask is None:
             attention_mask = dom_ids != self.config.pad_token_id
-        # The CLS token is always real; every implementation gets the mask in the form it wants.
-        token_mask = F.pad(attention_mask.to(torch.bool), (1, 0), value=True)
-        attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=token_mask
-        )
+        if cls_positions is None:
+            # One event per row: the CLS token goes in front of it.
+            hidden_states = torch.cat([cls.expand(len(dom_ids), -1, -1), pulse_embeddings], dim=1)  # (batch, L + 1, hidden)
+            token_mask = F.pad(attention_mask.to(torch.bool), (1, 0), value=True)
+            event_of_token = None
+        else:
+            # Packed rows: each event's CLS vector goes into the slot the collator left in front of its pulses.
+            is_cls = torch.zeros(dom_ids.numel(), dtype=torch.bool, device=dom_ids.device)
+            is_cls = is_cls.index_fill(0, cls_positions, True).view_as(dom_ids)  # (rows, T)
+            hidden_states = torch.where(is_cls.unsqueeze(-1), cls, pulse_embeddings)
+            token_mask = attention_mask.to(torch.bool) | is_cls
+            # Tokens of one event share the number of CLS slots up to them in their row.
+            event_of_token = is_cls.cumsum(dim=1)
+        attention_mask = self._attention_mask(hidden_states, token_mask, event_of_token)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -329,11 +366,37 @@ class PolarBertModel(PolarBertPreTrainedModel):
             if output_attentions:
                 all_attentions += (attn_weights,)
         hidden_states = self.final_norm(hidden_states)
+        if cls_positions is None:
+            pooled = hidden_states[:, 0]
+        else:
+            pooled = hidden_states.flatten(0, 1)[cls_positions]  # (batch, hidden), in event order
         return BaseModelOutputWithPooling(
             last_hidden_state=hidden_states,
-            pooler_output=hidden_states[:, 0],
+            pooler_output=pooled,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
+        )
+
+    def _attention_mask(self, hidden_states, token_mask, event_of_token):
+        """The mask in the form the attention implementation wants: a token sees every real token of its event.
+
+        The padding goes in as a mask function rather than as the 2D mask, because Transformers reads a 2D mask
+        back to the host to see whether it has any padding (a synchronisation every step). Flash attention takes
+        the 2D mask (and synchronises in Transformers' un-padding); it has no block-diagonal form here."""
+        if "flash" in self.config._attn_implementation:
+            if event_of_token is not None:
+                raise ValueError("packed batches (cls_positions) need attn_implementation eager, sdpa or "
+                                 f"flex_attention, not {self.config._attn_implementation}")
+            return create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=token_mask)
+
+        def visible(batch_idx, head_idx, q_idx, kv_idx):
+            seen = token_mask[batch_idx, kv_idx]
+            if event_of_token is not None:
+                seen = seen & (event_of_token[batch_idx, q_idx] == event_of_token[batch_idx, kv_idx])
+            return seen
+
+        return create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=None, and_mask_function=visible
         )
 
 
@@ -391,34 +454,39 @@ class PolarBertForMaskedDOM(PolarBertPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         total_charge: torch.Tensor | None = None,
+        masked_positions: torch.LongTensor | None = None,
+        cls_positions: torch.LongTensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         **kwargs,
     ) -> PolarBertMaskedDOMOutput:
         outputs = self.polarbert(
-            dom_ids, features, attention_mask, output_attentions=output_attentions,
+            dom_ids, features, attention_mask, cls_positions=cls_positions, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, **kwargs,
         )
-        pulse_states = outputs.last_hidden_state[:, 1:]  # (batch, L, hidden_size), the CLS token dropped
+        # (batch, L, hidden_size) aligned with dom_ids and labels: the prepended CLS dropped (packed rows have none)
+        pulse_states = outputs.last_hidden_state if cls_positions is not None else outputs.last_hidden_state[:, 1:]
         charge_prediction = self.charge_head(outputs.pooler_output).squeeze(-1).float()
 
         if labels is not None:
-            self._check_labels(labels, dom_ids)
+            self._check_labels(labels, dom_ids, masked_positions)
         if labels is not None and self.config.sparse_prediction:
             # The 5,160-way output layer is the largest single cost of a step: run it on masked pulses only.
-            logits = self.dom_head(pulse_states[labels != -100])
+            if masked_positions is None:  # found here at the cost of a host sync; the collators pass them
+                masked_positions = torch.nonzero(labels.reshape(-1) != -100).squeeze(-1)
+            logits = self.dom_head(pulse_states.reshape(-1, pulse_states.shape[-1])[masked_positions])
+            targets = labels.reshape(-1)[masked_positions]
         else:
             logits = self.dom_head(pulse_states)
+            targets = None if labels is None else labels.reshape(-1)
 
         loss = masked_dom_loss = charge_loss = None
         if labels is not None:
-            targets = labels[labels != -100] if self.config.sparse_prediction else labels.reshape(-1)
             logits_2d = logits.reshape(-1, self.config.num_doms).float()
-            # An event with no primary pulse masks nothing; a batch of such events has no DOM loss at all.
-            if (targets != -100).any():
-                masked_dom_loss = F.cross_entropy(logits_2d, targets, ignore_index=-100)
-            else:
-                masked_dom_loss = logits_2d.sum() * 0.0
+            # Mean over the masked pulses as sum / count, so that a batch with nothing masked (events without
+            # primary pulses) gets 0 without a branch on the data, which would cost a host sync.
+            summed = F.cross_entropy(logits_2d, targets, ignore_index=-100, reduction="sum")
+            masked_dom_loss = summed / (targets != -100).sum().clamp_min(1)
             loss = masked_dom_loss
         if total_charge is not None:
             charge_loss = F.mse_loss(charge_prediction, total_charge.float())
@@ -434,14 +502,21 @@ class PolarBertForMaskedDOM(PolarBertPreTrainedModel):
             attentions=outputs.attentions,
         )
 
-    def _check_labels(self, labels: torch.Tensor, dom_ids: torch.Tensor):
+    def _check_labels(self, labels: torch.Tensor, dom_ids: torch.Tensor, masked_positions: torch.Tensor | None):
         if labels.shape != dom_ids.shape:
             raise ValueError(f"labels must have the shape of dom_ids {tuple(dom_ids.shape)}, got {tuple(labels.shape)}")
-        if torch.compiler.is_compiling():
+        if masked_positions is not None and masked_positions.dim() != 1:
+            raise ValueError(f"masked_positions must be (K,), got shape {tuple(masked_positions.shape)}")
+        if not self.config.check_inputs or torch.compiler.is_compiling():
             return
         valid = (labels == -100) | ((labels >= 0) & (labels < self.config.num_doms))
         if not valid.all():
             raise ValueError(f"labels must be -100 or a DOM id in [0, {self.config.num_doms})")
+        if masked_positions is not None:
+            flat = labels.reshape(-1)
+            in_range = ((masked_positions >= 0) & (masked_positions < flat.numel())).all()
+            if not in_range or len(masked_positions) != (flat != -100).sum() or (flat[masked_positions] == -100).any():
+                raise ValueError("masked_positions must be the flat indices of exactly the labels that are not -100")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -526,12 +601,13 @@ class PolarBertForDirection(PolarBertPreTrainedModel):
         features: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        cls_positions: torch.LongTensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         **kwargs,
     ) -> PolarBertDirectionOutput:
         outputs = self.polarbert(
-            dom_ids, features, attention_mask, output_attentions=output_attentions,
+            dom_ids, features, attention_mask, cls_positions=cls_positions, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, **kwargs,
         )
         raw = self.direction_head(outputs.pooler_output).float()  # (batch, 3)
@@ -542,7 +618,7 @@ class PolarBertForDirection(PolarBertPreTrainedModel):
 
         loss = None
         if labels is not None:
-            labels = self._check_labels(labels, direction)
+            labels = self._check_labels(labels, direction, self.config.check_inputs)
             loss = 0.0
             if "angle" in self.config.direction_loss:
                 loss = loss + opening_angle(direction, labels).mean()
@@ -558,11 +634,11 @@ class PolarBertForDirection(PolarBertPreTrainedModel):
         )
 
     @staticmethod
-    def _check_labels(labels: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def _check_labels(labels: torch.Tensor, direction: torch.Tensor, check_values: bool) -> torch.Tensor:
         if labels.shape != direction.shape:
             raise ValueError(f"direction labels must be (batch, 3) = {tuple(direction.shape)}, got {tuple(labels.shape)}")
         labels = labels.float()
-        if not torch.compiler.is_compiling():
+        if check_values and not torch.compiler.is_compiling():
             norms = labels.norm(dim=-1)
             if not torch.isfinite(norms).all() or ((norms - 1).abs() > 1e-3).any():
                 raise ValueError("direction labels must be unit vectors (see angles_to_unit_vector)")

@@ -49,12 +49,15 @@ def check_has_weights(path, missing) -> None:
 
 @torch.no_grad()
 def predict_directions(
-    model: PolarBertForDirection, dataset, batch_size: int = 256, all_pulses: bool = False, progress: bool = True
+    model: PolarBertForDirection, dataset, batch_size: int = 256, all_pulses: bool = False, progress: bool = True,
+    num_workers: int = 0,
 ) -> dict[str, np.ndarray]:
     """Unit direction vectors (N, 3), and kappa (N,) for a vMF model, for every event of a `datasets.Dataset`.
 
     Pulse selection is deterministic per event (`deterministic=True`), so the same event always gets the same
-    prediction, whichever batch it lands in; `all_pulses` keeps every pulse of long events.
+    prediction, whichever batch it lands in; `all_pulses` keeps every pulse of long events. `num_workers`
+    DataLoader processes collate while the model runs; the outputs stay on the device until the end, so that the
+    loop never waits for the device.
     """
     events = as_training_dataset(dataset)
     collator = PolarBertDirectionCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
@@ -63,21 +66,23 @@ def predict_directions(
         # pad a whole batch to its length.
         order = np.argsort(events.lengths, kind="stable")
         batches = token_budget_batches(events.lengths[order], batch_size * (model.config.max_pulses + 1))
-        loader = DataLoader(events, batch_sampler=[order[batch].tolist() for batch in batches], collate_fn=collator)
+        batch_sampler = [order[batch].tolist() for batch in batches]
     else:
         order = np.arange(len(events))
-        loader = DataLoader(events, batch_size=batch_size, shuffle=False, collate_fn=collator)
+        batch_sampler = [order[start:start + batch_size].tolist() for start in range(0, len(events), batch_size)]
     device = model.device
+    loader = DataLoader(events, batch_sampler=batch_sampler, collate_fn=collator, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     directions, kappas = [], []
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
         batch.pop("labels", None)
         outputs = model(**{name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()})
-        directions.append(outputs.direction.float().cpu().numpy())
+        directions.append(outputs.direction.float())
         if outputs.kappa is not None:
-            kappas.append(outputs.kappa.float().cpu().numpy())
+            kappas.append(outputs.kappa.float())
     in_dataset_order = np.argsort(order)
-    direction = np.concatenate(directions)[in_dataset_order] if directions else np.zeros((0, 3), np.float32)
-    return {"direction": direction, "kappa": np.concatenate(kappas)[in_dataset_order] if kappas else None}
+    direction = torch.cat(directions).cpu().numpy()[in_dataset_order] if directions else np.zeros((0, 3), np.float32)
+    return {"direction": direction, "kappa": torch.cat(kappas).cpu().numpy()[in_dataset_order] if kappas else None}
 
 
 def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[np.ndarray]:

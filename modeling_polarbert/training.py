@@ -56,6 +56,12 @@ class DataArguments:
     eval_events: int = field(default=2000, metadata={"help": "Events held out from train when no eval_dataset."})
     max_train_events: int | None = field(default=None, metadata={"help": "Train on the first N events only."})
     max_eval_events: int | None = field(default=None, metadata={"help": "Evaluate on the first N events only."})
+    pack_length: int | None = field(
+        default=None,
+        metadata={"help": "Pack the training events into rows of this many tokens, with no padding between events "
+                  "(the padding-free path; attn_implementation eager, sdpa or flex_attention). None: one padded "
+                  "row per event. Evaluation batches stay padded."},
+    )
 
 
 @dataclass
@@ -486,7 +492,7 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         train_dataset=as_training_dataset(train_dataset),
         eval_dataset=as_training_dataset(eval_dataset),
         # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
-        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed),
+        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed, pack_length=data_args.pack_length),
         eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
@@ -528,7 +534,7 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         processing_class=PolarBertFeatureExtractor.from_config(config),
         train_dataset=as_training_dataset(train_dataset),
         eval_dataset=as_training_dataset(eval_dataset),
-        data_collator=PolarBertDirectionCollator(config, seed=training_args.seed),
+        data_collator=PolarBertDirectionCollator(config, seed=training_args.seed, pack_length=data_args.pack_length),
         eval_data_collator=PolarBertDirectionCollator(config, deterministic=True),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),

@@ -20,7 +20,7 @@ from modeling_polarbert.preparation import prepare_kaggle
 from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
 
 CONFIG = PolarBertConfig()
-PRETRAINING_KEYS = {"dom_ids", "features", "attention_mask", "labels", "total_charge"}
+PRETRAINING_KEYS = {"dom_ids", "features", "attention_mask", "labels", "total_charge", "masked_positions"}
 DIRECTION_KEYS = {"dom_ids", "features", "attention_mask", "labels"}
 
 
@@ -87,6 +87,9 @@ def test_pretraining_batch_has_exactly_the_model_keys_and_dtypes():
     assert batch["attention_mask"].dtype == torch.int64 and batch["attention_mask"].shape == (n, length)
     assert batch["labels"].dtype == torch.int64 and batch["labels"].shape == (n, length)
     assert batch["total_charge"].dtype == torch.float32 and batch["total_charge"].shape == (n,)
+    # The masked pulses as flat indices, so that the model needs no host sync to find them
+    assert batch["masked_positions"].dtype == torch.int64
+    assert torch.equal(batch["masked_positions"], torch.nonzero(batch["labels"].reshape(-1) != -100).flatten())
 
 
 def test_direction_batch_has_unit_vector_labels_in_kaggle_convention():
@@ -211,6 +214,53 @@ def test_an_event_without_pulses_is_an_error():
     empty = dict(ROWS[4], sensor_id=[], time=[], charge=[], auxiliary=[], event_id=77)
     with pytest.raises(ValueError, match="event_id 77 has no pulses"):
         PolarBertPretrainingCollator(CONFIG)([ROWS[4], empty])
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda row: row["sensor_id"].__setitem__(3, 5160), r"event_id 5: pulse 3 has sensor_id 5160"),
+        (lambda row: row["sensor_id"].__setitem__(0, -1), r"event_id 5: pulse 0 has sensor_id -1"),
+        (lambda row: row["charge"].__setitem__(7, 0.0), r"event_id 5: pulse 7 .* non-finite feature"),
+        (lambda row: row["charge"].__setitem__(7, float("nan")), r"event_id 5: pulse 7 .* non-finite feature"),
+        (lambda row: row.update(zenith=float("nan")), "event_id 5 has a non-finite azimuth or zenith"),
+    ],
+)
+def test_bad_pulses_and_angles_are_caught_on_the_cpu_with_the_event_named(corrupt, message):
+    row = {key: list(value) if isinstance(value, list) else value for key, value in ROWS[4].items()}
+    corrupt(row)
+    with pytest.raises(ValueError, match=message):
+        PolarBertDirectionCollator(CONFIG)([ROWS[3], row])
+
+
+def test_packed_batch_holds_every_event_once_with_its_own_cls_slot_and_no_padding_between():
+    collator = PolarBertPretrainingCollator(CONFIG, seed=0)
+    padded = collator(ROWS)
+    packed = PolarBertPretrainingCollator(CONFIG, seed=0, pack_length=160)(ROWS)
+    # Events of 127 + 1, 127 + 1, 5 + 1, 1 + 1 and 42 + 1 tokens fill rows of 160 in order (next fit).
+    assert packed["dom_ids"].shape == (3, 160) and packed["features"].shape == (3, 160, 3)
+    assert packed["cls_positions"].tolist() == [0, 160, 288, 294, 320]
+    lengths = padded["attention_mask"].sum(dim=1)
+    for event, cls in enumerate(packed["cls_positions"].tolist()):
+        row, column = divmod(cls, 160)
+        n = int(lengths[event])
+        pulses = slice(column + 1, column + 1 + n)
+        for key in ("dom_ids", "features", "labels"):  # the same draws as the padded batch, laid out packed
+            assert torch.equal(packed[key][row, pulses], padded[key][event, :n]), key
+        assert packed["dom_ids"][row, column] == CONFIG.pad_token_id and packed["labels"][row, column] == -100
+    assert packed["attention_mask"].sum() == lengths.sum() + len(ROWS)  # pulses + a CLS slot each
+    assert packed["attention_mask"][1].tolist() == [1] * 128 + [1] * 6 + [1] * 2 + [0] * 24  # padding at row ends only
+    assert torch.equal(packed["total_charge"], padded["total_charge"])
+    assert torch.equal(packed["masked_positions"], torch.nonzero(packed["labels"].reshape(-1) != -100).flatten())
+    direction = PolarBertDirectionCollator(CONFIG, pack_length=160)(ROWS)
+    assert torch.equal(direction["cls_positions"], packed["cls_positions"]) and direction["labels"].shape == (5, 3)
+
+
+def test_pack_length_must_hold_the_longest_event():
+    with pytest.raises(ValueError, match="pack_length=100 cannot hold an event of max_pulses=127"):
+        PolarBertDirectionCollator(CONFIG, pack_length=100)
+    with pytest.raises(ValueError, match="event_id 1: its 360 pulses and its CLS slot do not fit in pack_length=200"):
+        PolarBertDirectionCollator(CONFIG, pack_length=200, keep_all_pulses=True)(ROWS)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from modeling_polarbert import (
@@ -22,6 +23,7 @@ from modeling_polarbert import (
     opening_angle,
     unit_vector_to_angles,
 )
+from modeling_polarbert.collators import PolarBertDirectionCollator, PolarBertPretrainingCollator
 from modeling_polarbert.modeling_polarbert import von_mises_fisher_nll
 
 PAPER_PARAMETERS = 8_000_000
@@ -500,3 +502,157 @@ def test_direction_learning_leaves_the_constant_guess_plateau():
     assert losses[-1] < 1.0, losses
     plateau = _mean_training_loss_per_epoch(PolarBertConfig(**tiny), events, epochs=4)
     assert plateau[-1] > 1.3, plateau
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The GPU-throughput paths: no host sync, packed batches, gradient checkpointing, torch.compile
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def collator_rows(n_events=6, seed=0, lengths=None):
+    """Dataset rows (as `dataset[i]` gives them) of random events, for the collators."""
+    rng = np.random.default_rng(seed)
+    lengths = lengths or [int(n) for n in rng.integers(1, 40, n_events)]
+    return [{
+        "event_id": 100 + i,
+        "sensor_id": rng.integers(0, 5160, n).tolist(),
+        "time": np.sort(rng.integers(6000, 15000, n)).tolist(),
+        "charge": rng.uniform(0.2, 5.0, n).tolist(),
+        "auxiliary": (rng.random(n) < 0.3).tolist(),
+        "azimuth": float(rng.uniform(0, 2 * math.pi)),
+        "zenith": float(rng.uniform(0, math.pi)),
+    } for i, n in enumerate(lengths)]
+
+
+HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "_unique2", "unique_consecutive",
+                 "unique_dim", "repeat_interleave"}
+
+
+class CountHostSyncs(TorchDispatchMode):
+    """Counts the aten ops that need a value on the host (item/bool, boolean indexing, nonzero ...): each is a
+    GPU->CPU synchronisation on an accelerator. On the CPU they cost nothing, but they are the same calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in HOST_SYNC_OPS:
+            self.calls.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def host_syncs_of_a_step(model, batch) -> list[str]:
+    with CountHostSyncs() as counter:
+        model(**batch).loss.backward()
+    return counter.calls
+
+
+@pytest.mark.parametrize("pack_length", [None, 64])
+def test_training_step_needs_no_host_sync_with_the_collators_batches(tester, pack_length):
+    config = tester.get_config(sparse_prediction=True, check_inputs=False)
+    rows = collator_rows()
+    pretraining = PolarBertPretrainingCollator(config, seed=0, pack_length=pack_length)(rows)
+    direction = PolarBertDirectionCollator(config, seed=0, pack_length=pack_length)(rows)
+    masked_dom, direction_model = PolarBertForMaskedDOM(config).train(), PolarBertForDirection(config).train()
+    assert host_syncs_of_a_step(masked_dom, pretraining) == []
+    assert host_syncs_of_a_step(direction_model, direction) == []
+    # The counter sees the syncs it is there to catch: the value checks, and finding the masked pulses.
+    config.check_inputs = True
+    assert "_local_scalar_dense" in host_syncs_of_a_step(masked_dom, pretraining)
+    assert "_local_scalar_dense" in host_syncs_of_a_step(direction_model, direction)
+    config.check_inputs = False
+    without_positions = {key: value for key, value in pretraining.items() if key != "masked_positions"}
+    assert host_syncs_of_a_step(masked_dom, without_positions) == ["nonzero"]
+
+
+def test_value_checks_are_off_with_check_inputs_false_but_shapes_are_still_checked(tester):
+    config = tester.get_config(check_inputs=False)
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    inputs["features"][1, 2, 0] = float("nan")
+    assert torch.isnan(PolarBertModel(config)(**inputs).last_hidden_state[1]).any()  # unchecked: the caller's job
+    with pytest.raises(ValueError, match="features must be"):
+        PolarBertModel(config)(**dict(inputs, features=inputs["features"][..., :2]))
+
+
+def test_masked_positions_give_the_sparse_loss_and_wrong_ones_are_refused(tester):
+    config = tester.get_config(sparse_prediction=True)
+    inputs = pretraining_inputs(tester.prepare_inputs(config))
+    model = PolarBertForMaskedDOM(config).eval()
+    positions = torch.nonzero(inputs["labels"].reshape(-1) != -100).flatten()
+    with torch.no_grad():
+        found, given = model(**inputs), model(**inputs, masked_positions=positions)
+    assert torch.equal(found.logits, given.logits) and torch.equal(found.loss, given.loss)
+    with pytest.raises(ValueError, match="masked_positions must be the flat indices"):
+        model(**inputs, masked_positions=positions[1:])
+    with pytest.raises(ValueError, match="masked_positions must be the flat indices"):
+        model(**inputs, masked_positions=positions + 1)
+
+
+def compare_packed_with_padded(config, attn_implementation, rows, pack_length):
+    """Outputs of the padded and the packed batch of the same events (the same draws): (padded, packed, batches)."""
+    padded = PolarBertPretrainingCollator(config, seed=0)(rows)
+    packed = PolarBertPretrainingCollator(config, seed=0, pack_length=pack_length)(rows)
+    assert len(packed["dom_ids"]) < len(padded["dom_ids"])  # several events share a row
+    torch.manual_seed(0)
+    model = PolarBertForMaskedDOM(config).eval()
+    model.set_attn_implementation(attn_implementation)
+    with torch.no_grad():
+        return model(**padded), model(**packed), padded, packed
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_packed_batch_gives_the_outputs_of_the_padded_batch(tester, attn_implementation):
+    config = tester.get_config(sparse_prediction=True)
+    rows = collator_rows(n_events=7, lengths=[3, 30, 1, 12, 200, 9, 20])  # 200: down-sampled to 127
+    padded_out, packed_out, padded, packed = compare_packed_with_padded(config, attn_implementation, rows, 160)
+    for name in ("loss", "masked_dom_loss", "charge_loss", "charge_prediction", "logits"):
+        assert torch.allclose(getattr(packed_out, name), getattr(padded_out, name), atol=1e-5), name
+    # Every pulse's hidden state, and each event's CLS vector from its own slot.
+    lengths = padded["attention_mask"].sum(dim=1)
+    packed_states = packed_out.last_hidden_state.flatten(0, 1)
+    for event, cls in enumerate(packed["cls_positions"].tolist()):
+        n = int(lengths[event])
+        assert torch.allclose(packed_states[cls : cls + n + 1], padded_out.last_hidden_state[event, : n + 1], atol=1e-5)
+
+    direction_rows = PolarBertDirectionCollator(config, pack_length=160)(rows)
+    torch.manual_seed(0)
+    direction = PolarBertForDirection(config).eval()
+    direction.set_attn_implementation(attn_implementation)
+    with torch.no_grad():
+        packed_direction = direction(**direction_rows)
+        padded_direction = direction(**PolarBertDirectionCollator(config)(rows))
+    assert torch.allclose(packed_direction.direction, padded_direction.direction, atol=1e-5)
+    assert torch.allclose(packed_direction.loss, padded_direction.loss, atol=1e-5)
+
+
+def test_packed_batch_with_flex_attention_document_mask_gives_the_padded_outputs(tester):
+    config = tester.get_config(sparse_prediction=True)
+    rows = collator_rows(n_events=7, lengths=[3, 30, 1, 12, 90, 9, 20])
+    with torch.no_grad():
+        reference = compare_packed_with_padded(config, "sdpa", rows, 128)[0]
+    # Each shape compiles on its own: the dynamic-shape CPU kernel of flex attention fails to build in torch 2.13.
+    with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+        packed_out = compare_packed_with_padded(config, "flex_attention", rows, 128)[1]
+    for name in ("loss", "charge_prediction", "logits"):
+        assert torch.allclose(getattr(packed_out, name), getattr(reference, name), atol=1e-5), name
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tester):
+    config = tester.get_config(sparse_prediction=True)
+    batch = PolarBertPretrainingCollator(config, seed=0)(collator_rows())
+    torch.manual_seed(0)
+    model = PolarBertForMaskedDOM(config).train()
+    model.zero_grad()
+    model(**batch).loss.backward()
+    plain = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    recomputed = []
+    model.polarbert.layers[0].mlp.register_forward_hook(lambda *args: recomputed.append(True))
+    model.zero_grad()
+    model(**batch).loss.backward()
+    assert len(recomputed) == 2  # the layer ran again in the backward pass: its activations were not kept
+    for name, parameter in model.named_parameters():
+        assert torch.allclose(parameter.grad, plain[name], atol=1e-6), name
