@@ -540,7 +540,9 @@ def count_host_syncs(step, batch) -> list:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Counter(TorchDispatchMode):
-        calls = []
+        def __init__(self):
+            super().__init__()
+            self.calls = []
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if func.overloadpacket.__name__ in HOST_SYNC_OPS:
@@ -596,8 +598,10 @@ def check_packed_equals_padded(args, dataset, device, attention: str) -> Result:
     torch.manual_seed(0)
     model = PolarBertForMaskedDOM(config).to(device).train()
     model.set_attn_implementation(attention)
-    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    cuda = device.type == "cuda"
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32 if cuda else False
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 products, so that the comparison is tight
     try:
         outputs = {}
         for name, batch in (("padded", padded), ("packed", packed)):
@@ -609,7 +613,8 @@ def check_packed_equals_padded(args, dataset, device, attention: str) -> Result:
         result.note = f"not run: {str(error).splitlines()[0][:80]}"
         return result
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
     loss_difference = (outputs["packed"][0] - outputs["padded"][0]).abs().item()
     gradient_difference = max(
         ((outputs["packed"][1][n] - g).norm() / g.norm().clamp_min(1e-12)).item() for n, g in outputs["padded"][1].items()

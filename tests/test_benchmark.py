@@ -1,17 +1,26 @@
-"""scripts/benchmark.py runs on CPU at a small size (the GPU figures are measured on a GPU, not in CI)."""
+"""scripts/benchmark.py, scripts/gpu_benchmark.py and scripts/reference_harness.py run on CPU at a small size (the
+GPU figures are measured on a GPU, not in CI)."""
 
 import importlib.util
+import json
 import math
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from modeling_polarbert import PolarBertConfig
+from modeling_polarbert.collators import PolarBertPretrainingCollator
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_script(name: str):
     """A script of scripts/ as a module, loaded from its file (scripts/ is not put on sys.path)."""
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    path = ROOT / "scripts" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -19,17 +28,19 @@ def load_script(name: str):
 
 
 benchmark = load_script("benchmark")
+gpu_benchmark = load_script("gpu_benchmark")
+reference_harness = load_script("reference_harness")
 
 
 def test_benchmark_measures_every_requested_variant_on_cpu(capsys):
     results = benchmark.main([
         "--device", "cpu", "--model", "tiny", "--events", "300", "--batch-size", "32", "--steps", "2",
-        "--warmup", "1", "--attention", "sdpa", "eager", "--batching", "padded", "grouped", "--workers", "0",
-        "--trainer-workers", "0",
+        "--warmup", "1", "--attention", "sdpa", "eager", "--batching", "padded", "grouped", "packed",
+        "--pack-length", "256", "--workers", "0", "--trainer-workers", "0",
     ])
     measured = {(r.what, r.batching, r.attention): r for r in results}
     for what in ("pretraining step", "direction inference"):
-        for batching in ("padded", "grouped"):
+        for batching in ("padded", "grouped", "packed"):
             for attention in ("sdpa", "eager"):
                 result = measured[(what, batching, attention)]
                 assert result.events_per_second > 0 and result.ms_per_step > 0, result
@@ -38,7 +49,7 @@ def test_benchmark_measures_every_requested_variant_on_cpu(capsys):
     trainer = measured[("Trainer pretraining, end to end", "grouped", "sdpa")]
     assert trainer.events_per_second > 0
     table = capsys.readouterr().out
-    assert benchmark.HEADER.splitlines()[0] in table and table.count("| pretraining step |") >= 4
+    assert benchmark.HEADER.splitlines()[0] in table and table.count("| pretraining step |") >= 6
 
 
 def test_model_flops_count_real_tokens_and_masked_pulses_only():
@@ -54,3 +65,72 @@ def test_model_flops_count_real_tokens_and_masked_pulses_only():
     assert benchmark.model_flops(config, batch, training=True) == 3 * expected_forward
     assert math.isclose(benchmark.model_flops(config, {"attention_mask": attention_mask}, training=False),
                         2 * per_layer + 2 * 2 * (h * 32 + 32 * 3))
+    # The same two events packed in one row of 8 tokens: [CLS, 3 pulses, CLS, 1 pulse, padding, padding]
+    packed = {"attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]]), "cls_positions": torch.tensor([0, 4]),
+              "labels": torch.tensor([[-100, 5, -100, -100, -100, -100, -100, -100]])}
+    assert benchmark.model_flops(config, packed, training=False) == expected_forward
+
+
+def test_gpu_benchmark_runs_every_part_at_a_tiny_size_on_cpu(tmp_path):
+    report = gpu_benchmark.main(["--tiny", "--device", "cpu", "--out", str(tmp_path), "--in-process",
+                                 "--num-proc", "1", "--events", "400"])
+    names = [name for name, _, _ in gpu_benchmark.plan(type("Args", (), {"tiny": True})())]
+    assert [part["name"] for part in report["parts"]] == ["data", *names]
+    assert all(part["status"] == "done" for part in report["parts"])
+    assert {row["part"] for row in report["results"]} == set(names)  # every part measured something
+    written = json.loads((tmp_path / "gpu_benchmark.json").read_text())
+    assert len(written["results"]) == len(report["results"])
+    checks = [row for row in written["results"] if row["what"].startswith("check:")]
+    assert len(checks) == 3 and all(row["note"].startswith("passed") for row in checks), checks
+    markdown = (tmp_path / "gpu_benchmark.md").read_text()
+    assert "## Targets" in markdown and "| Trainer pretraining, events/s" in markdown
+    assert markdown.count("| Trainer pretraining, end to end |") == 2  # padded and packed
+    assert "gradient checkpointing" in markdown and "check_inputs on" in markdown
+    assert (tmp_path / "gpu_benchmark.log").read_text().count("=====") == len(names)
+
+
+def test_a_part_past_its_time_limit_is_cut_and_reported(tmp_path):
+    start = time.perf_counter()
+    status, seconds = gpu_benchmark.run_part("slow", [sys.executable, "-c", "import time; time.sleep(60)"], 1.0,
+                                             tmp_path / "slow.log")
+    assert status == "cut at its time limit of 1 s" and seconds < 10 and time.perf_counter() - start < 10
+
+
+def test_reference_batches_follow_the_reference_data_layout():
+    config = PolarBertConfig()
+    rng = np.random.default_rng(0)
+    rows = [{"event_id": i, "sensor_id": rng.integers(0, 5160, n).tolist(), "time": list(range(6000, 6000 + n)),
+             "charge": [1.0] * n, "auxiliary": [False] * n} for i, n in enumerate([5, 2, 9])]
+    batch = PolarBertPretrainingCollator(config, seed=0)(rows)
+    (x, lengths), (_, charge) = reference_harness.reference_batch(batch, batch["total_charge"], 127)
+    assert x.shape == (3, 127, 4) and x.dtype == torch.float32
+    assert lengths.tolist() == [5, 2, 9]
+    for event, row in enumerate(rows):
+        n = len(row["sensor_id"])
+        # its DOM ids are ours + 1 with 0 as padding, unmasked (it masks by itself)
+        assert x[event, :n, 3].long().tolist() == [s + 1 for s in row["sensor_id"]]
+        assert (x[event, n:] == 0).all()
+        assert torch.allclose(x[event, :n, :3], batch["features"][event, :n])
+    assert torch.allclose(charge, torch.tensor([5.0, 2.0, 9.0]))
+    as_dict = reference_harness.reference_batch(batch, batch["total_charge"], 127, dict_inputs=True)[0][0]
+    assert as_dict["features"].shape == (3, 127, 3) and torch.equal(as_dict["dom_id"], x[..., 3].long())
+    assert reference_harness.reference_config(config)["model"]["embedding_dim"] == config.hidden_size
+
+
+@pytest.mark.skipif(not (reference_harness.REFERENCE_DIR / "src" / "polarbert").is_dir()
+                    or importlib.util.find_spec("pytorch_lightning") is None,
+                    reason="needs the git-ignored copy of timinar/PolarBERT in reference/ and pytorch_lightning")
+def test_the_reference_trains_on_our_batches():
+    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    model = reference_harness.build_reference(config)
+    rng = np.random.default_rng(0)
+    batches = []
+    for seed in range(3):
+        rows = [{"event_id": i, "sensor_id": rng.integers(0, 5160, n).tolist(), "time": list(range(6000, 6000 + n)),
+                 "charge": [1.0] * n, "auxiliary": (rng.random(n) < 0.3).tolist()} for i, n in enumerate([30, 12])]
+        batch = PolarBertPretrainingCollator(config, seed=seed)(rows)
+        batches.append(reference_harness.reference_batch(batch, batch["total_charge"], 127))
+    before = [p.detach().clone() for p in model.parameters()]
+    seconds, events = reference_harness.time_reference_steps(model, batches, torch.device("cpu"), 1, torch.float32)
+    assert seconds > 0 and events == 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # its optimizer stepped

@@ -1,6 +1,7 @@
 """Tests of the model file, in the pattern of transformers' tests/models/bert/test_modeling_bert.py: a small tester
 builds a tiny config and random inputs in the batch contract, then one test per property."""
 
+import contextlib
 import json
 import math
 import os
@@ -656,3 +657,33 @@ def test_gradient_checkpointing_gives_the_same_gradients(tester):
     assert len(recomputed) == 2  # the layer ran again in the backward pass: its activations were not kept
     for name, parameter in model.named_parameters():
         assert torch.allclose(parameter.grad, plain[name], atol=1e-6), name
+
+
+def test_compiled_training_step_equals_eager_and_does_not_recompile_per_batch_length(tester):
+    """torch.compile (inductor) of forward + backward: after the first two shapes (the second one makes the
+    varying sizes dynamic) batches of new lengths and new numbers of masked pulses reuse the compiled graphs."""
+    config = PolarBertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                             sparse_prediction=True, check_inputs=False)
+    collator = PolarBertPretrainingCollator(config, seed=0, pad_to_multiple_of=8)  # lengths in buckets of 8
+    batches = [collator(collator_rows(n_events=4, seed=seed, lengths=lengths))
+               for seed, lengths in enumerate([[5, 3, 7, 2], [14, 3, 9, 1], [20, 22, 4, 6], [30, 1, 2, 3]])]
+    assert len({batch["dom_ids"].shape[1] for batch in batches}) == 4
+    torch.manual_seed(0)
+    model = PolarBertForMaskedDOM(config).train()
+    compiled = torch.compile(model, backend="inductor")
+
+    def step(forward, batch):
+        model.zero_grad()
+        loss = forward(**batch).loss
+        loss.backward()
+        return loss.detach(), [parameter.grad.clone() for parameter in model.parameters()]
+
+    torch._dynamo.reset()
+    for number, batch in enumerate(batches):
+        context = torch._dynamo.config.patch(error_on_recompile=True) if number >= 2 else contextlib.nullcontext()
+        with context:  # a recompilation from here on raises
+            loss, gradients = step(compiled, batch)
+        eager_loss, eager_gradients = step(model, batch)
+        assert torch.allclose(loss, eager_loss, atol=1e-5), number
+        for compiled_gradient, eager_gradient in zip(gradients, eager_gradients):
+            assert torch.allclose(compiled_gradient, eager_gradient, atol=1e-5), number

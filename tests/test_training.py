@@ -111,6 +111,21 @@ def test_pretraining_lowers_the_masked_dom_loss(simulated, tmp_path):
     assert type(AutoModel.from_pretrained(tmp_path / "run")).__name__ == "PolarBertModel"
 
 
+def test_packed_pretraining_from_the_training_config_trains_as_the_padded_run(simulated, tmp_path):
+    common = ["--max_steps", "3", "--learning_rate", "3e-3", "--logging_steps", "1", "--max_train_events", "200"]
+    run_pretrain(tmp_path / "padded", simulated / "prepared", *common)
+    run_pretrain(tmp_path / "packed", simulated / "prepared", *common, "--pack_length", "256")
+    # The same events and draws, laid out without padding: the same losses and (to float noise) the same weights.
+    losses = {}
+    for name in ("padded", "packed"):
+        history = json.loads((tmp_path / name / "trainer_state.json").read_text())["log_history"]
+        losses[name] = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(losses["packed"]) == 3 and np.allclose(losses["packed"], losses["padded"], atol=2e-4), losses
+    padded, packed = load_file(tmp_path / "padded" / "model.safetensors"), load_file(tmp_path / "packed" / "model.safetensors")
+    for name in padded:
+        assert torch.allclose(packed[name], padded[name], atol=1e-4), name
+
+
 def test_resume_from_checkpoint_gives_the_uninterrupted_result(simulated, tmp_path):
     common = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3", "--save_total_limit", "5",
               "--learning_rate", "3e-3"]
