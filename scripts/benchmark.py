@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from modeling_polarbert import PolarBertConfig, PolarBertForDirection, PolarBertForMaskedDOM  # noqa: E402
 from modeling_polarbert.collators import (  # noqa: E402
@@ -95,7 +94,7 @@ def simulated_dataset(n_events: int, seed: int):
 
 def load_events(args):
     if args.dataset:
-        from modeling_polarbert.training import load_prepared_dataset
+        from modeling_polarbert.loading import load_prepared_dataset
 
         return load_prepared_dataset(args.dataset)
     return simulated_dataset(args.events, seed=0)
@@ -482,8 +481,18 @@ def benchmark_prediction(args, dataset, device, dtype) -> Result:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def load_script(name: str):
+    """A sibling script as a module, loaded from its file (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def benchmark_reference(args, dataset, device, dtype) -> list:
-    import reference_harness
+    reference_harness = load_script("reference_harness")
 
     config = build_config(args)
     try:

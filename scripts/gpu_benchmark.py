@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
 
 # Goals of the throughput issue (8 M paper model, bf16, batch 2048 for pretraining).
 TARGETS = {"trainer": 60_000, "prediction": 250_000, "reference_ratio": 3.0, "busy_share": 0.90}
@@ -130,10 +130,20 @@ def run_part(name: str, command: list[str], limit: float, log: Path) -> tuple[st
     return status, seconds
 
 
+def load_benchmark():
+    """scripts/benchmark.py as a module, loaded from its file (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scripts_benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_in_process(name: str, argv: list[str], log: Path) -> tuple[str, float]:
     import contextlib
 
-    import benchmark
+    benchmark = load_benchmark()
 
     start = time.perf_counter()
     with open(log, "w") as handle, contextlib.redirect_stdout(handle):
@@ -181,7 +191,7 @@ def summary(rows: list[dict]) -> list[str]:
 
 
 def write_report(args, out: Path, parts: list[dict], rows: list[dict], started: float) -> None:
-    import benchmark
+    benchmark = load_benchmark()
 
     date = datetime.date.today().isoformat()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
