@@ -310,8 +310,8 @@ def benchmark_model(args, config, batches, device, dtype, rate, training: bool, 
     except (ImportError, ValueError) as error:
         result.note = f"unavailable: {str(error).splitlines()[0][:60]}"
         return result
-    if checkpointing:
-        model.gradient_checkpointing_enable()
+    if checkpointing:  # transformers >= 5.2x: activation_checkpointing_enable; before: gradient_checkpointing_enable
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     step = make_step(model, device, dtype, training, compiled, args.compile_backend)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

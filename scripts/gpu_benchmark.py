@@ -42,7 +42,7 @@ def plan(args) -> list[tuple[str, float, list[str]]]:
     if args.tiny:
         common = ["--model", "tiny", "--batch-size", "32", "--steps", "2", "--warmup", "1", "--pack-length", "256",
                   "--compile-backend", "eager", "--time-limit", "5"]
-        train_attention, cores = ["sdpa", "eager"], 0
+        train_attention, cores = ["sdpa"], 0
     else:
         common = ["--model", "paper", "--batch-size", "2048", "--steps", "15", "--warmup", "3", "--pack-length",
                   "1024", "--time-limit", "10"]
@@ -69,11 +69,11 @@ def plan(args) -> list[tuple[str, float, list[str]]]:
                               "--compile", "on", *([] if args.tiny else ["--warmup", "4"])]),
         ("compile-flex", 70, [*common, "--parts", "train", "--attention", "flex_attention" if gpu else "sdpa",
                               "--batching", "packed", "--compile", "on", *([] if args.tiny else ["--warmup", "4"])]),
-        ("infer", 40, [*common, "--parts", "infer", "--attention", *(attention if gpu else ["sdpa", "eager"]),
+        ("infer", 40, [*common, "--parts", "infer", "--attention", *(attention if gpu else ["sdpa"]),
                        "--batching", "padded", "grouped", "packed", "--compile", "off",
                        "--batch-size", "64" if args.tiny else "8192"]),
         ("collator", 40, [*common, "--parts", "collator", "--workers",
-                          *(["0", "1"] if args.tiny else ["1", "2", "4", "8", "12", "16"])]),
+                          *(["1"] if args.tiny else ["1", "2", "4", "8", "12", "16"])]),
     ]
 
 

@@ -86,7 +86,7 @@ def reference_batch(batch: dict, total_charge: torch.Tensor, max_pulses: int, di
     mask = batch["attention_mask"].bool()
     extra = max_pulses - mask.shape[1]
     pad = torch.nn.functional.pad
-    features = pad(batch["features"], (0, 0, 0, extra)).float()
+    features = pad(batch["features"][..., :3], (0, 0, 0, extra)).float()  # its three: time, charge, auxiliary
     dom_ids = batch["dom_ids"]
     if "labels" in batch and batch["labels"].dim() == 2:  # our masking undone: the reference masks by itself
         dom_ids = torch.where(batch["labels"] != -100, batch["labels"], dom_ids)
