@@ -164,7 +164,7 @@ def summary(rows: list[dict]) -> list[str]:
 
     def add(label, value, goal, fmt, higher=True):
         if value is None:
-            lines.append(f"| {label} | not measured | {goal} | - |")
+            lines.append(f"| {label} | not measured | {goal[0]} | - |")
         else:
             met = value >= TARGETS[goal[1]] if higher else value <= TARGETS[goal[1]]
             lines.append(f"| {label} | {format(value, fmt)} | {goal[0]} | {'yes' if met else 'no'} |")
@@ -196,7 +196,7 @@ def write_report(args, out: Path, parts: list[dict], rows: list[dict], started: 
     date = datetime.date.today().isoformat()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [f"# PolarBERT GPU benchmark, {date}", "",
-             f"`{' '.join(['python', 'scripts/gpu_benchmark.py', *sys.argv[1:]])}` at commit {commit.strip()}, "
+             f"`{' '.join(['python', 'scripts/gpu_benchmark.py', *args.argv])}` at commit {commit.strip()}, "
              f"{platform.node()}, {os.cpu_count()} cores; {args.events:,} simulated events; "
              f"{time.perf_counter() - started:.0f} s in all.", ""]
     lines += [f"- {part['name']}: {part['status']} ({part['seconds']:.0f} s). {part.get('header', '')}"
@@ -205,7 +205,7 @@ def write_report(args, out: Path, parts: list[dict], rows: list[dict], started: 
     lines += [benchmark.Result(**row).row() for row in rows]
     (out / "gpu_benchmark.md").write_text("\n".join(lines) + "\n")
     (out / "gpu_benchmark.json").write_text(json.dumps(
-        {"date": date, "commit": commit.strip(), "argv": sys.argv[1:], "parts": parts, "results": rows}, indent=1))
+        {"date": date, "commit": commit.strip(), "argv": args.argv, "parts": parts, "results": rows}, indent=1))
 
 
 def main(argv=None) -> dict:
@@ -220,6 +220,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="every part at a tiny size (CPU, the test suite)")
     parser.add_argument("--in-process", action="store_true", help="run the parts in this process (no time limits)")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.events = args.events or (600 if args.tiny else 300_000)
     started = time.perf_counter()
     Path(args.out, "gpu_benchmark.log").unlink(missing_ok=True)
