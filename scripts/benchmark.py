@@ -332,8 +332,27 @@ def benchmark_model(args, config, batches, device, dtype, rate, training: bool, 
     return result
 
 
-def run_model_variants(args, dataset, device, dtype, rate) -> list:
-    results = []
+class Results(list):
+    """The results so far; each one added is printed and, with `--json`, the file rewritten at once, so that a run
+    stopped at its time limit still leaves what it measured."""
+
+    def __init__(self, args, header: str):
+        super().__init__()
+        self.args, self.header = args, header
+
+    def append(self, result: Result) -> None:
+        super().append(result)
+        print(result.row(), flush=True)
+        if self.args.json:
+            Path(self.args.json).write_text(json.dumps(
+                {"header": self.header, "argv": self.args.argv, "results": [asdict(r) for r in self]}, indent=1))
+
+    def extend(self, results) -> None:
+        for result in results:
+            self.append(result)
+
+
+def run_model_variants(args, dataset, device, dtype, rate, results: Results) -> None:
     for training, name in ((True, "train"), (False, "infer")):
         if name not in args.parts:
             continue
@@ -359,10 +378,8 @@ def run_model_variants(args, dataset, device, dtype, rate) -> list:
                                 results.append(Result(what, batching, attention, compile_option == "on",
                                                       model=args.model,
                                                       note=f"failed: {str(error).splitlines()[0][:80]}"))
-                            print(results[-1].row(), flush=True)
                             if device.type == "cuda":
                                 torch.cuda.empty_cache()
-    return results
 
 
 def to_device(batch: dict, device: torch.device, training: bool) -> dict:
@@ -516,7 +533,6 @@ def benchmark_reference(args, dataset, device, dtype) -> list:
                           ms_per_step=1000 * seconds / (len(batches) - args.warmup),
                           peak_memory_mb=peak_memory_mb(device), busy_share=busy.share,
                           note=f"{parameters / 1e6:.1f} M parameters; its step: dense DOM logits, in-model masking"))
-    print(results[-1].row(), flush=True)
     model = reference_harness.build_reference(config, Path(args.reference))
     precision = "bf16-mixed" if dtype == torch.bfloat16 else "32-true"
     if device.type == "cuda":
@@ -679,11 +695,20 @@ def parse_args(argv=None):
     parser.add_argument("--skip", nargs="*", default=[], choices=PARTS)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.parts = [part for part in args.parts if part not in args.skip]
     args.trainer_steps = args.trainer_steps or args.steps
     if args.warmup < 1:
         parser.error("--warmup must be at least 1")
     return args
+
+
+def guarded(what: str, args, function, *arguments) -> Result:
+    """function(*arguments), or a row saying how it failed: one broken variant must not cost the others."""
+    try:
+        return function(*arguments)
+    except Exception as error:
+        return Result(what, "-", "-", False, model=args.model, note=f"failed: {str(error).splitlines()[0][:90]}")
 
 
 def main(argv=None) -> list[Result]:
@@ -700,38 +725,38 @@ def main(argv=None) -> list[Result]:
               f"torch {torch.__version__}")
     print(header, flush=True)
 
-    results = run_model_variants(args, dataset, device, dtype, rate)
+    results = Results(args, header)
+    run_model_variants(args, dataset, device, dtype, rate, results)
     if "collator" in args.parts:
         for workers in args.workers:
             results.append(benchmark_collator(dataset, build_config(args), args.batch_size, workers, args.steps,
                                               args.model))
-            print(results[-1].row(), flush=True)
     if "trainer" in args.parts:
         for batching in args.trainer_batching:
-            results.append(benchmark_trainer(args, dataset, device, batching))
-            print(results[-1].row(), flush=True)
+            results.append(guarded(f"Trainer pretraining ({batching})", args,
+                                   benchmark_trainer, args, dataset, device, batching))
     if "predict" in args.parts:
-        results.append(benchmark_prediction(args, dataset, device, dtype))
-        print(results[-1].row(), flush=True)
+        results.append(guarded("prediction", args, benchmark_prediction, args, dataset, device, dtype))
     if "reference" in args.parts:
-        results.extend(benchmark_reference(args, dataset, device, dtype))
+        try:
+            results.extend(benchmark_reference(args, dataset, device, dtype))
+        except Exception as error:  # its code is not ours: report how it failed
+            results.append(Result("reference (timinar/PolarBERT) step", "padded", "sdpa", False, model=args.model,
+                                  note=f"failed: {str(error).splitlines()[0][:90]}"))
     if "checks" in args.parts:
         for batching, attention in (("grouped", "sdpa"), ("packed", "sdpa"), ("packed", "flex_attention")):
             if attention in args.attention:
-                results.append(check_no_host_sync(args, dataset, device, dtype, batching, attention))
-                print(results[-1].row(), flush=True)
+                results.append(guarded(f"check: no host sync ({batching}, {attention})", args,
+                                       check_no_host_sync, args, dataset, device, dtype, batching, attention))
         for attention in ("sdpa", "flex_attention"):
             if attention in args.attention:
-                results.append(check_packed_equals_padded(args, dataset, device, attention))
-                print(results[-1].row(), flush=True)
+                results.append(guarded(f"check: packed = padded ({attention})", args,
+                                       check_packed_equals_padded, args, dataset, device, attention))
     print()
     print(HEADER)
     for result in results:
         print(result.row())
-    if args.json:
-        Path(args.json).write_text(json.dumps({"header": header, "argv": sys.argv[1:] if argv is None else argv,
-                                               "results": [asdict(result) for result in results]}, indent=1))
-    return results
+    return list(results)
 
 
 if __name__ == "__main__":
