@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Goals of the throughput issue (8 M paper model, bf16, batch 2048 for pretraining).
+# The project's throughput goals (8 M paper model, bf16, batch 2048 for pretraining).
 TARGETS = {"trainer": 60_000, "prediction": 250_000, "reference_ratio": 3.0, "busy_share": 0.90}
 
 
@@ -153,7 +153,7 @@ def run_in_process(name: str, argv: list[str], log: Path) -> tuple[str, float]:
 
 
 def summary(rows: list[dict]) -> list[str]:
-    """The targets of the throughput issue against what was measured (a missing row reads 'not measured')."""
+    """The project's throughput targets against what was measured (a missing row reads 'not measured')."""
     def find(what, batching=None, model="paper"):
         for row in rows:
             if row["what"] == what and (batching is None or row["batching"] == batching) and \

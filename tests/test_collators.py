@@ -219,10 +219,11 @@ def test_an_event_without_pulses_is_an_error():
 @pytest.mark.parametrize(
     "corrupt, message",
     [
-        (lambda row: row["sensor_id"].__setitem__(3, 5160), r"event_id 5: pulse 3 has sensor_id 5160"),
-        (lambda row: row["sensor_id"].__setitem__(0, -1), r"event_id 5: pulse 0 has sensor_id -1"),
-        (lambda row: row["charge"].__setitem__(7, 0.0), r"event_id 5: pulse 7 .* non-finite feature"),
-        (lambda row: row["charge"].__setitem__(7, float("nan")), r"event_id 5: pulse 7 .* non-finite feature"),
+        (lambda row: row["sensor_id"].__setitem__(3, 5160),
+         r"event 1 \(event_id 5\): sensor_id 5160 of pulse 3 is outside \[0, 5160\)"),
+        (lambda row: row["sensor_id"].__setitem__(0, -1), r"event 1 \(event_id 5\): sensor_id -1 of pulse 0"),
+        (lambda row: row["charge"].__setitem__(7, 0.0), r"event_id 5\): charge 0.0 of pulse 7 is not a positive"),
+        (lambda row: row["charge"].__setitem__(7, float("nan")), r"event_id 5\): charge nan of pulse 7"),
         (lambda row: row.update(zenith=float("nan")), "event_id 5 has a non-finite azimuth or zenith"),
     ],
 )

@@ -174,7 +174,8 @@ CHECKERS = {"test_documentation.py", "test_hub.py"}
 
 
 def project_text_files() -> list[Path]:
-    skip = {".git", ".venv", "runs", "data", "build", "dist", "__pycache__", ".pytest_cache"}
+    # reference/: the git-ignored copy of another project's code that the GPU benchmark compares against
+    skip = {".git", ".venv", "runs", "data", "build", "dist", "__pycache__", ".pytest_cache", "reference"}
     files = []
     for folder, subfolders, names in os.walk(ROOT):
         subfolders[:] = [name for name in subfolders if name not in skip and not name.endswith(".egg-info")]
