@@ -14,10 +14,10 @@ PolarBERT is a BERT-style foundation model for the IceCube Neutrino Observatory 
 foundation model for IceCube", NeurIPS 2024 ML4PS workshop), here as a native Hugging Face Transformers model.
 An event is a time-ordered sequence of pulses: a DOM id (one of 5,160 optical modules) plus scaled time, charge and
 auxiliary flag. The model is pretrained by masking DOM ids and predicting them (and the event's total charge),
-then fine-tuned to reconstruct the direction the neutrino came from.
+then fine-tuned for the direction the neutrino came from or for an event-level quantity (energy, event type, vertex).
 
 This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hidden_size}, {layers} layers,
-{heads} heads, DOM positions in the embedding: {use_dom_positions}.
+{heads} heads, DOM positions in the embedding: {use_dom_positions}.{task}
 
 ## Use
 
@@ -26,10 +26,9 @@ from transformers import AutoModel
 model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)   # the backbone
 ```
 
-With the `polarbert` package installed, `PolarBertForDirection.from_pretrained("{repo}")` gives the direction
-model, and `polarbert predict {repo} KAGGLE_DIR --split test --out submission.csv` writes a Kaggle submission.
+{use}
 Inputs follow the batch contract of `modeling_polarbert.py` (`dom_ids`, `features`, `attention_mask`); build them
-with `PolarBertDirectionCollator(model.config)` from a dataset made by `polarbert prepare`.
+with `{collator}(model.config)` from a dataset made by `polarbert prepare`.
 
 ## Training data
 
@@ -70,7 +69,23 @@ def write_model_card(
         license="apache-2.0",
         tags=["polarbert", "icecube", "neutrino", "physics", "foundation-model", "custom_code"],
     )
+    if type(model).__name__ == "PolarBertForSequenceClassification":
+        task = (f" Task: {config.problem_type} of `{', '.join(config.label_columns or [])}` (`id2label`: "
+                f"{config.id2label}).")
+        use = (f'`AutoModelForSequenceClassification.from_pretrained("{repo_id or folder}", trust_remote_code=True)` '
+               "gives this model (regression `logits` in the targets' units), and `polarbert evaluate` its metrics "
+               "beside the baseline.")
+        collator = "PolarBertSequenceClassificationCollator"
+    else:
+        task = ""
+        use = (f'With the `polarbert` package installed, `PolarBertForDirection.from_pretrained("{repo_id or folder}")` '
+               f"gives the direction model, and `polarbert predict {repo_id or folder} KAGGLE_DIR --split test --out "
+               "submission.csv` writes a Kaggle submission.")
+        collator = "PolarBertDirectionCollator"
     card = CARD_TEMPLATE.format(
+        task=task,
+        use=use,
+        collator=collator,
         card_data=card_data.to_yaml(),
         title=repo_id or folder.name,
         architecture=type(model).__name__,
