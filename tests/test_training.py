@@ -140,8 +140,9 @@ def test_finetune_regression_and_classification_from_the_same_pretrained_folder(
 
     run_pretrain(tmp_path / "pretrained", simulated / "prepared", "--max_steps", "2")
     args = [str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
-            "--eval_events", "100", "--model_name_or_path", str(tmp_path / "pretrained"), "--max_steps", "3",
-            "--save_strategy", "no", "--eval_strategy", "no"]
+            "--eval_dataset", str(simulated / "prepared"), "--max_train_events", "400", "--max_eval_events", "100",
+            "--model_name_or_path", str(tmp_path / "pretrained"), "--max_steps", "3", "--save_strategy", "no",
+            "--eval_strategy", "no"]
     energy = run_finetuning([*args, "--output_dir", str(tmp_path / "energy"), "--task", "regression",
                             "--label_columns", "log10:energy,vertex_z"])
     assert {"eval_log10_energy_resolution", "eval_log10_energy_bias", "eval_vertex_z_resolution"} <= energy.keys()
@@ -149,7 +150,7 @@ def test_finetune_regression_and_classification_from_the_same_pretrained_folder(
     assert config["architectures"] == ["PolarBertForSequenceClassification"]
     assert config["problem_type"] == "regression" and config["label_columns"] == ["log10:energy", "vertex_z"]
     assert config["id2label"] == {"0": "log10:energy", "1": "vertex_z"}
-    # The standardisation is that of the training events (all but the last 100, the evaluation set).
+    # The standardisation is that of the training events (the first 400).
     train = datasets.load_from_disk(str(simulated / "prepared")).select(range(400))
     np.testing.assert_allclose(config["target_mean"], [np.mean(np.log10(train["energy"])), np.mean(train["vertex_z"])])
     np.testing.assert_allclose(config["target_std"], [np.std(np.log10(train["energy"])), np.std(train["vertex_z"])])
@@ -177,8 +178,8 @@ def test_finetune_checks_the_label_columns_before_training(simulated, tmp_path):
     first_below = int(np.asarray(dataset["event_id"])[np.flatnonzero(np.asarray(dataset["vertex_z"]) <= 0)[0]])
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts/finetune.py"), str(ROOT / "configs/finetune_tiny.yaml"),
-         "--train_dataset", str(simulated / "prepared"), "--eval_events", "100", "--task", "regression",
-         "--label_columns", "log10:energy,log10:vertex_z", "--output_dir", str(tmp_path / "out")],
+         "--train_dataset", str(simulated / "prepared"), "--eval_dataset", str(simulated / "prepared"),
+         "--task", "regression", "--label_columns", "log10:energy,log10:vertex_z", "--output_dir", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert result.returncode == 2, result.stderr[-2000:]
@@ -186,8 +187,8 @@ def test_finetune_checks_the_label_columns_before_training(simulated, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
     with pytest.raises(ValueError, match=r"no column 'flavour' for the labels"):
         run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
-                       "--eval_events", "100", "--task", "classification", "--label_columns", "flavour",
-                       "--output_dir", str(tmp_path / "out")])
+                       "--eval_dataset", str(simulated / "prepared"), "--task", "classification",
+                       "--label_columns", "flavour", "--output_dir", str(tmp_path / "out")])
 
 
 def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
