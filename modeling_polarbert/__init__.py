@@ -19,6 +19,7 @@ from transformers import (
 from .collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
+    PolarBertSequenceClassificationCollator,
     PolarBertTrainingDataset,
     as_training_dataset,
 )
@@ -28,6 +29,7 @@ from .modeling_polarbert import (
     PolarBertDirectionOutput,
     PolarBertForDirection,
     PolarBertForMaskedDOM,
+    PolarBertForSequenceClassification,
     PolarBertMaskedDOMOutput,
     PolarBertModel,
     PolarBertPreTrainedModel,
@@ -40,14 +42,16 @@ AutoConfig.register("polarbert", PolarBertConfig)
 AutoModel.register(PolarBertConfig, PolarBertModel)
 AutoModelForMaskedLM.register(PolarBertConfig, PolarBertForMaskedDOM)
 AutoModelForPreTraining.register(PolarBertConfig, PolarBertForMaskedDOM)
-# Transformers' auto class for sequence-level heads, regression included: one event in, one direction out.
-AutoModelForSequenceClassification.register(PolarBertConfig, PolarBertForDirection)
+# Transformers' auto class for sequence-level heads, regression included (energy, event type, vertex).
+# PolarBertForDirection has no Auto class: Transformers has none for a unit-vector regression, and one model type
+# maps to one class per Auto class (see the docstring of modeling_polarbert.py).
+AutoModelForSequenceClassification.register(PolarBertConfig, PolarBertForSequenceClassification)
 AutoFeatureExtractor.register(PolarBertConfig, PolarBertFeatureExtractor)
 
 PolarBertConfig.register_for_auto_class()
 PolarBertModel.register_for_auto_class("AutoModel")
 PolarBertForMaskedDOM.register_for_auto_class("AutoModelForMaskedLM")
-PolarBertForDirection.register_for_auto_class("AutoModelForSequenceClassification")
+PolarBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 PolarBertFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
@@ -55,12 +59,14 @@ __all__ = [
     "PolarBertFeatureExtractor",
     "PolarBertPretrainingCollator",
     "PolarBertDirectionCollator",
+    "PolarBertSequenceClassificationCollator",
     "PolarBertTrainingDataset",
     "as_training_dataset",
     "PolarBertPreTrainedModel",
     "PolarBertModel",
     "PolarBertForMaskedDOM",
     "PolarBertForDirection",
+    "PolarBertForSequenceClassification",
     "PolarBertMaskedDOMOutput",
     "PolarBertDirectionOutput",
     "angles_to_unit_vector",

@@ -37,7 +37,7 @@ def _evaluate(args):
 
     evaluate_model(
         args.model, args.dataset, args.out, batch_size=args.batch_size, max_events=args.max_events,
-        all_pulses=args.all_pulses,
+        all_pulses=args.all_pulses, train_dataset=args.train_dataset,
     )
 
 
@@ -76,13 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     linefit.add_argument("--out", help="write event_id,azimuth,zenith to this CSV")
     linefit.set_defaults(handler=_linefit)
 
-    evaluate = commands.add_parser("evaluate", help="metrics and plots of a direction model on a prepared dataset")
-    evaluate.add_argument("model", help="folder of a PolarBertForDirection model")
+    evaluate = commands.add_parser(
+        "evaluate", help="metrics and plots of a fine-tuned model on a prepared dataset, beside a baseline"
+    )
+    evaluate.add_argument("model", help="folder of a fine-tuned model: direction (beside LineFit), or regression / "
+                          "classification (beside a log10(total charge) fit / the majority class)")
     evaluate.add_argument("dataset", help="folder written by `polarbert prepare` (with labels)")
     evaluate.add_argument("--out", required=True, help="folder for metrics.json and the PNG plots")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--max-events", type=int, help="evaluate the first N events only")
     evaluate.add_argument("--all-pulses", action="store_true", help="use every pulse, not the first 127 selected")
+    evaluate.add_argument("--train-dataset", help="regression/classification: fit the baseline on these prepared "
+                          "events (default: 5-fold cross-validation on the evaluated events)")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="write a Kaggle submission (event_id, azimuth, zenith)")

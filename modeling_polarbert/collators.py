@@ -12,6 +12,7 @@ The batch contract (see the model's docstring), B events, L = the batch's longes
 | `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
 | `labels` (direction) | float32 (B, 3) | unit vectors from (azimuth, zenith), Kaggle convention; omitted without labels |
 | `masked_positions` (pretraining) | int64 (K,) | flat indices `row * L + column` of the K masked pulses, ascending |
+| `labels` (sequence classification) | float32 (B, num_labels) or int64 (B,) | from `config.label_columns` (see tasks.py): regression targets, multi-label 0/1, or class indices |
 
 With `pack_length=T` the batch has no padding between events (the padding-free path): events, each as [a CLS slot,
 its pulses], fill rows of T tokens in batch order, a new row when the next event does not fit. `dom_ids`,
@@ -61,6 +62,7 @@ from .feature_extraction_polarbert import (
 )
 from .kaggle_layout import LABEL_COLUMNS, PULSE_COLUMNS
 from .numpy_directions import angles_to_unit_vector
+from .tasks import encode_labels, source_columns
 
 IGNORE_INDEX = -100  # the Transformers convention for "no label here"
 
@@ -254,6 +256,33 @@ class PolarBertDirectionCollator(_PulseCollator):
         return output
 
 
+@dataclass
+class PolarBertSequenceClassificationCollator(_PulseCollator):
+    """Rows -> a `PolarBertForSequenceClassification` batch: down-sampled events (nothing masked) and, when the
+    rows carry the columns of `config.label_columns`, their `labels` (see `tasks.encode_labels`): float32
+    (B, num_labels) regression targets in physical units (`log10:` applied; the model standardises them) or
+    multi-label 0/1, int64 (B,) class indices for single-label classification. Without those columns `labels` is
+    left out, for prediction. The fast path must gather the columns: `as_training_dataset(dataset,
+    extra_columns=source_columns(config.label_columns))`. Arguments: see `_PulseCollator`."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.config.label_columns or self.config.problem_type is None:
+            raise ValueError("the config has no label_columns/problem_type: set them with tasks.sequence_task_config")
+        self.columns = source_columns(self.config.label_columns)
+
+    def __call__(self, features) -> dict[str, torch.Tensor]:
+        batch = as_pulse_batch(features, self.columns)
+        kept, kept_offsets = self.select_pulses(batch)
+        encoded = self._encode(batch, kept, kept_offsets)
+        del encoded["_slot"]
+        output = {name: torch.from_numpy(array) for name, array in encoded.items()}
+        if all(name in batch for name in self.columns):
+            labels = encode_labels({name: batch[name] for name in self.columns}, self.config, batch["event_id"])
+            output["labels"] = torch.from_numpy(labels)
+        return output
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The fast path: gather whole batches straight from the Arrow columns
 # ----------------------------------------------------------------------------------------------------------------
@@ -263,9 +292,9 @@ class _RecordBatchView:
     """Zero-copy numpy views of one Arrow record batch: per-event columns, and each pulse column flattened
     (values of this record batch only; booleans stay bit-packed and are read bit by bit)."""
 
-    def __init__(self, record_batch, label_columns: tuple[str, ...]):
+    def __init__(self, record_batch, scalar_columns: tuple[str, ...]):
         self.scalars = {name: record_batch.column(name).to_numpy(zero_copy_only=False)
-                        for name in ("event_id", *label_columns)}
+                        for name in ("event_id", *scalar_columns)}
         self.values, offsets = {}, None
         for name in PULSE_COLUMNS:
             lists = record_batch.column(name)
@@ -295,21 +324,33 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
     `lengths` (numpy, pulses per event) is for a length-grouped sampler: Trainer's `group_by_length` reads lengths
     only from a `datasets.Dataset`, so pass these to the sampler yourself.
 
+    `extra_columns` names further per-event columns to gather (the labels of a sequence-level task, e.g.
+    "energy", "is_track"); azimuth and zenith come whenever the dataset has them.
+
     Memory: besides the memory-mapped data it holds 8 bytes per event (where each event's pulses start and how
     many there are), about 1 GB for the 130 M Kaggle events.
     """
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, extra_columns: Sequence[str] = ()):
         self.dataset = dataset
+        self.extra_columns = tuple(extra_columns)
         self._build_views()
 
     def _build_views(self):
         table = self.dataset.data.table
         self.label_columns = tuple(LABEL_COLUMNS) if all(n in table.column_names for n in LABEL_COLUMNS) else ()
-        table = table.select(["event_id", *PULSE_COLUMNS, *self.label_columns])
+        missing = [name for name in self.extra_columns if name not in table.column_names]
+        if missing:
+            raise ValueError(f"the dataset has no column {missing[0]!r}")
+        extras = tuple(n for n in dict.fromkeys(self.extra_columns) if n not in ("event_id", *self.label_columns))
+        self._scalar_columns = (*self.label_columns, *extras)
+        table = table.select(["event_id", *PULSE_COLUMNS, *self._scalar_columns])
         # to_batches gives every column the same chunk boundaries (zero-copy)
         record_batches = [b for b in table.to_batches() if b.num_rows]
-        self._views = [_RecordBatchView(b, self.label_columns) for b in record_batches]
+        self._views = [_RecordBatchView(b, self._scalar_columns) for b in record_batches]
+        # Output dtypes of the per-event columns (object for strings), as their numpy views give them.
+        self._scalar_dtypes = {name: self._views[0].scalars[name].dtype if self._views else np.float64
+                               for name in self._scalar_columns}
         sizes = np.array([b.num_rows for b in record_batches], dtype=np.int64)
         self._batch_starts = np.concatenate([[0], np.cumsum(sizes)])
         # Per stored row: where its pulses start in its record batch's values, and how many there are.
@@ -323,10 +364,11 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
 
     def __getstate__(self):
         # Hand DataLoader workers the dataset (pickled by file path when memory-mapped), not the Arrow views.
-        return {"dataset": self.dataset}
+        return {"dataset": self.dataset, "extra_columns": self.extra_columns}
 
     def __setstate__(self, state):
         self.dataset = state["dataset"]
+        self.extra_columns = state.get("extra_columns", ())
         self._build_views()
 
     def __len__(self) -> int:
@@ -341,7 +383,9 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         """One event as a row dict of numpy arrays (what the collators accept in a list)."""
         batch = self.__getitems__([index])
-        row = {name: batch[name][0].item() for name in ("event_id", *self.label_columns)}
+        values = {name: batch[name][0] for name in ("event_id", *self._scalar_columns)}
+        # numpy scalars become Python ones; an object (string) column holds Python values already.
+        row = {name: value.item() if isinstance(value, np.generic) else value for name, value in values.items()}
         row.update({name: batch[name] for name in PULSE_COLUMNS})
         return row
 
@@ -369,7 +413,7 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
 
         batch = {"event_id": np.empty(len(rows), np.int64), "pulse_offsets": offsets}
         batch.update({name: np.empty(offsets[-1], PULSE_DTYPES[name]) for name in PULSE_COLUMNS})
-        batch.update({name: np.empty(len(rows), np.float64) for name in self.label_columns})
+        batch.update({name: np.empty(len(rows), self._scalar_dtypes[name]) for name in self._scalar_columns})
         auxiliary_byte, auxiliary_bit = np.empty(offsets[-1], np.uint8), np.empty(offsets[-1], np.int64)
         for group in range(len(event_bounds) - 1):
             events = by_batch[event_bounds[group]:event_bounds[group + 1]]
@@ -391,15 +435,17 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
         return batch
 
 
-def as_training_dataset(dataset) -> PolarBertTrainingDataset:
+def as_training_dataset(dataset, extra_columns: Sequence[str] = ()) -> PolarBertTrainingDataset:
     """Wrap a prepared `datasets.Dataset` for fast batched reading; give the result to `Trainer` (with
-    `remove_unused_columns=False`) or to a `DataLoader` together with one of the collators."""
-    return PolarBertTrainingDataset(dataset)
+    `remove_unused_columns=False`) or to a `DataLoader` together with one of the collators. `extra_columns`: the
+    per-event columns a sequence-level task's labels come from."""
+    return PolarBertTrainingDataset(dataset, extra_columns)
 
 
 __all__ = [
     "PolarBertPretrainingCollator",
     "PolarBertDirectionCollator",
+    "PolarBertSequenceClassificationCollator",
     "PolarBertTrainingDataset",
     "as_training_dataset",
     "rows_to_pulse_batch",

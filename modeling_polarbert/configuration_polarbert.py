@@ -20,6 +20,13 @@ class PolarBertConfig(PretrainedConfig):
     A trainable CLS ("regression") token is prepended inside the model, so a sequence holds at most
     `max_pulses + 1` tokens.
 
+    One config serves every class: `PolarBertModel` (`AutoModel`), `PolarBertForMaskedDOM`
+    (`AutoModelForMaskedLM`, `AutoModelForPreTraining`), `PolarBertForSequenceClassification`
+    (`AutoModelForSequenceClassification`: energy, event type, vertex, with the standard `num_labels`,
+    `problem_type`, `id2label` / `label2id` fields and the `classifier_*`, `label_columns`, `target_*` ones below)
+    and `PolarBertForDirection`, which has no Auto class (Transformers has none for a unit-vector regression) and
+    loads with `PolarBertForDirection.from_pretrained`.
+
     Args:
         num_doms (`int`, *optional*, defaults to 5160):
             Number of optical modules (DOMs) in the detector: 86 strings x 60 DOMs. DOM ids are `0..num_doms-1`;
@@ -85,6 +92,24 @@ class PolarBertConfig(PretrainedConfig):
         direction_loss (`str`, *optional*, defaults to `"angle"`):
             Fine-tuning loss: `"angle"` (mean opening angle, the Kaggle metric), `"vmf"` (von Mises-Fisher negative
             log-likelihood, which also predicts a per-event concentration `kappa`), or `"angle+vmf"` (their sum).
+        classifier_hidden_size (`int`, *optional*):
+            Hidden width of the MLP head of `PolarBertForSequenceClassification` (energy, event type, vertex...);
+            defaults to `4 * hidden_size`, as the direction head. Its output size is `num_labels`, and its task
+            `problem_type`, both standard `PretrainedConfig` fields (see `id2label`).
+        classifier_dropout (`float`, *optional*):
+            Dropout on the CLS vector before that head; defaults to `hidden_dropout_prob` (as BERT's).
+        label_columns (`list[str]`, *optional*):
+            Dataset columns that `PolarBertForSequenceClassification`'s labels come from, in output order, set by
+            `scripts/finetune.py --label_columns`. A `"log10:"` prefix means the log10 of the column (e.g.
+            `"log10:energy"`). Regression: one output per column; single-label classification: one column whose
+            values (bool, int or string) are the classes named in `id2label`; multi-label classification: one
+            boolean column per output. Evaluation and prediction read the truth from the same columns.
+        target_mean (`list[float]`, *optional*):
+            Regression only: the mean of each target over the training events. The head predicts standardised
+            targets `(y - target_mean) / target_std` (so that targets of different units weigh alike in the MSE)
+            and the model returns `logits` in physical units, `target_mean + target_std * head(CLS)`. None: 0.
+        target_std (`list[float]`, *optional*):
+            Regression only: the standard deviation of each target over the training events; None: 1.
         sparse_prediction (`bool`, *optional*, defaults to `False`):
             When labels are given, compute the DOM-id logits at the masked pulses only (the name ModernBERT uses).
             The 5,160-way output layer then costs a quarter of the primary pulses instead of every position;
@@ -133,6 +158,11 @@ class PolarBertConfig(PretrainedConfig):
         sparse_prediction: bool = False,
         pad_to_multiple_of: int | None = None,
         check_inputs: bool = True,
+        classifier_hidden_size: int | None = None,
+        classifier_dropout: float | None = None,
+        label_columns: list[str] | None = None,
+        target_mean: list[float] | None = None,
+        target_std: list[float] | None = None,
         **kwargs,
     ):
         if hidden_size % 2 or hidden_size % num_attention_heads:
@@ -145,6 +175,8 @@ class PolarBertConfig(PretrainedConfig):
             raise ValueError(f"event_time_reference must be one of {EVENT_TIME_REFERENCES}, got {event_time_reference!r}")
         if not 0.0 <= mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must lie in [0, 1], got {mask_ratio}")
+        if target_std is not None and not all(std > 0 for std in target_std):
+            raise ValueError(f"target_std must be positive, got {target_std}")
         self.num_doms = num_doms
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -172,6 +204,11 @@ class PolarBertConfig(PretrainedConfig):
         self.sparse_prediction = sparse_prediction
         self.pad_to_multiple_of = pad_to_multiple_of
         self.check_inputs = check_inputs
+        self.classifier_hidden_size = classifier_hidden_size or 4 * hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.label_columns = list(label_columns) if label_columns is not None else None
+        self.target_mean = list(target_mean) if target_mean is not None else None
+        self.target_std = list(target_std) if target_std is not None else None
         kwargs.setdefault("pad_token_id", num_doms)
         super().__init__(**kwargs)
 

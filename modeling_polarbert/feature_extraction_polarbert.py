@@ -60,6 +60,7 @@ SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
 #   "charge":        float32 (N,)
 #   "auxiliary":     bool (N,)
 #   "azimuth", "zenith": float64 (B,)   only when the rows have labels
+#   other per-event columns (B,)        only those asked for (`extra_columns`), e.g. "energy", "is_track"
 PulseBatch = dict
 
 
@@ -70,9 +71,10 @@ def _pulse_array(values, name: str) -> np.ndarray:
     return array.astype(PULSE_DTYPES[name], copy=False)
 
 
-def rows_to_pulse_batch(rows: Sequence[Mapping]) -> PulseBatch:
+def rows_to_pulse_batch(rows: Sequence[Mapping], extra_columns: Sequence[str] = ()) -> PulseBatch:
     """Concatenate events (mappings with `sensor_id`, `time`, `charge`, `auxiliary` array-likes and an optional
-    `event_id`, as `dataset[i]` returns them) into a `PulseBatch`."""
+    `event_id`, as `dataset[i]` returns them) into a `PulseBatch`, with the per-event `extra_columns` (a task's
+    labels) that every event has."""
     if rows and isinstance(rows[0], str):
         raise TypeError(
             "got a list of str: the batch dict of `as_training_dataset` was iterated by another wrapper (Trainer "
@@ -97,17 +99,20 @@ def rows_to_pulse_batch(rows: Sequence[Mapping]) -> PulseBatch:
     if rows and all(label in rows[0] for label in LABEL_COLUMNS):
         for label in LABEL_COLUMNS:
             batch[label] = np.array([row[label] for row in rows], dtype=np.float64)
+    for name in extra_columns:
+        if rows and all(name in row for row in rows):
+            batch[name] = np.array([row[name] for row in rows])
     return batch
 
 
-def as_pulse_batch(events) -> PulseBatch:
+def as_pulse_batch(events, extra_columns: Sequence[str] = ()) -> PulseBatch:
     """Accept a `PulseBatch` (a mapping with 'pulse_offsets') or a list of events."""
     if isinstance(events, Mapping):
         if "pulse_offsets" not in events:
             raise TypeError("a dict of pulses must be a PulseBatch (with 'pulse_offsets'); give a list of events "
                             "otherwise")
         return events
-    return rows_to_pulse_batch(list(events))
+    return rows_to_pulse_batch(list(events), extra_columns)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ Ruchayskiy, "PolarBERT: A Foundation Model for IceCube", NeurIPS 2024 workshop M
 Sciences), here as a native Hugging Face Transformers model.
 An event is a time-ordered sequence of pulses: a DOM id (one of 5,160 optical modules) plus scaled time, charge and
 auxiliary flag. The model is pretrained by masking DOM ids and predicting them (and the event's total charge),
-then fine-tuned to reconstruct the direction the neutrino came from.
+then fine-tuned for the direction the neutrino came from or for an event-level quantity (energy, event type, vertex).
 
 This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hidden_size}, {layers} layers,
 {heads} heads, DOM positions in the embedding: {use_dom_positions}.
@@ -58,15 +58,18 @@ This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hid
 USE_DIRECTION = """## Use
 
 With only `transformers` and `torch` installed (pandas to read a Kaggle batch file), from this repository to the
-direction each event came from:
+direction each event came from. Transformers has no Auto class for a unit-vector regression, so the class comes
+from this repository's code by name:
 
 ```python
 import pandas as pd
 import torch
-from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
+from transformers import AutoFeatureExtractor
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 extractor = AutoFeatureExtractor.from_pretrained("{repo}", trust_remote_code=True)
-model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True).eval()
+PolarBertForDirection = get_class_from_dynamic_module("modeling_polarbert.PolarBertForDirection", "{repo}")
+model = PolarBertForDirection.from_pretrained("{repo}").eval()
 
 pulses = pd.read_parquet("test/batch_661.parquet")  # a Kaggle batch file: one row per pulse, event_id the index
 events = [{{"event_id": i, **pulses.loc[[i]].to_dict("list")}} for i in pulses.index.unique()[:3]]
@@ -79,18 +82,42 @@ zenith = torch.arccos(direction[:, 2].clamp(-1, 1))
 An event is a mapping of its pulses' `sensor_id`, `time` (ns), `charge` (p.e.) and `auxiliary` (as in the Kaggle
 files) and its `event_id`: the feature extractor down-samples events of more than {max_pulses} pulses exactly as
 `polarbert predict` does, drawing from the event_id, scales the features and pads (`keep_all_pulses=True` keeps
-every pulse). `AutoModel.from_pretrained("{repo}", trust_remote_code=True)` gives the backbone.
+every pulse). `AutoModel.from_pretrained("{repo}", trust_remote_code=True)` gives the backbone. With the `polarbert`
+package installed, `PolarBertForDirection.from_pretrained("{repo}")` loads it too, and `polarbert predict {repo}
+KAGGLE_DIR --split test --out submission.csv` writes a Kaggle submission.
 
-With the `polarbert` package installed, `polarbert predict {repo} KAGGLE_DIR --split test --out submission.csv`
-writes a Kaggle submission.
+"""
+
+USE_SEQUENCE = """## Use
+
+An event-level {problem_type} of `{label_columns}` (`id2label`: {id2label}). With only `transformers` and `torch`
+installed (pandas to read a Kaggle batch file):
+
+```python
+import pandas as pd
+import torch
+from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
+
+extractor = AutoFeatureExtractor.from_pretrained("{repo}", trust_remote_code=True)
+model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True).eval()
+
+pulses = pd.read_parquet("test/batch_661.parquet")  # a Kaggle batch file: one row per pulse, event_id the index
+events = [{{"event_id": i, **pulses.loc[[i]].to_dict("list")}} for i in pulses.index.unique()[:3]]
+with torch.no_grad():
+    logits = model(**extractor(events, return_tensors="pt")).logits  # (3, num_labels)
+```
+
+Regression `logits` are in the targets' units (a `log10:` column is its log10); classification `logits` are the
+classes' scores, named by `model.config.id2label`. With the `polarbert` package installed, `polarbert evaluate`
+gives its metrics beside the simplest baseline (a fit on the event's total charge, or the majority class).
 
 """
 
 USE_BACKBONE = """## Use
 
-A pretrained backbone: its direction head has not been trained, so fine-tune it for directions first
+A pretrained backbone: it has no trained head, so fine-tune it for directions first
 (`python scripts/finetune.py configs/finetune_paper.yaml --model_name_or_path {repo}`; `polarbert predict` refuses
-it). With only `transformers` and `torch` installed, its event embeddings:
+it) or for another event-level task (`--task regression --label_columns log10:energy`). With only `transformers` and `torch` installed, its event embeddings:
 
 ```python
 import pandas as pd
@@ -110,6 +137,18 @@ files) and its `event_id`: the feature extractor down-samples events of more tha
 every pulse).
 
 """
+
+
+def _use_section(model, repo: str) -> str:
+    """The card's Use section for the checkpoint's head: direction, another event-level task, or none."""
+    config = model.config
+    name = type(model).__name__
+    if name == "PolarBertForDirection":
+        return USE_DIRECTION.format(repo=repo, max_pulses=config.max_pulses)
+    if name == "PolarBertForSequenceClassification":
+        return USE_SEQUENCE.format(repo=repo, problem_type=config.problem_type, id2label=config.id2label,
+                                   label_columns=", ".join(config.label_columns or []))
+    return USE_BACKBONE.format(repo=repo, max_pulses=config.max_pulses)
 
 
 def write_model_card(
@@ -146,8 +185,7 @@ def write_model_card(
         training_data=training_data,
         evaluation=evaluation,
         max_pulses=config.max_pulses,
-        use=(USE_DIRECTION if type(model).__name__ == "PolarBertForDirection" else USE_BACKBONE).format(
-            repo=repo_id or str(folder), max_pulses=config.max_pulses),
+        use=_use_section(model, repo_id or str(folder)),
         citation=CITATION_BIBTEX,
     )
     path = folder / "README.md"

@@ -15,7 +15,10 @@ The batch contract (what `PolarBertFeatureExtractor` and the collators built on 
                                            `event_time_reference`)
     attention_mask  int   (batch, L)       1 for real pulses, 0 for padding
     labels          pretraining: int64 (batch, L), the true DOM id at masked positions and -100 elsewhere;
-                    direction: float (batch, 3), unit vectors of the direction the neutrino came from
+                    direction: float (batch, 3), unit vectors of the direction the neutrino came from;
+                    sequence classification/regression (`PolarBertSequenceClassificationCollator`): float
+                    (batch, num_labels) regression targets in physical units or multi-label 0/1, or int64 (batch,)
+                    class indices
     total_charge    float (batch,)         pretraining only: log10 of the summed charge of ALL the event's pulses
 
     masked_positions int64 (K,)            pretraining, optional: the flat indices `row * L + column` of the K masked
@@ -36,6 +39,15 @@ block-diagonal mask, through the same attention interface: eager, sdpa and flex_
 `last_hidden_state` is then (rows, T, hidden_size) with no extra CLS position; `pooler_output` stays (batch,
 hidden_size), one CLS vector per event.
 
+Heads and Auto classes: `PolarBertModel` is `AutoModel`; `PolarBertForMaskedDOM` is `AutoModelForMaskedLM` and
+`AutoModelForPreTraining`; `PolarBertForSequenceClassification` (energy, event type, vertex: any event-level
+regression or classification, with Transformers' `num_labels` / `problem_type` contract) is
+`AutoModelForSequenceClassification`. `PolarBertForDirection` has no Auto class: Transformers has none for a
+unit-vector regression, and `AutoModelForSequenceClassification.from_pretrained` resolves a model type to one class
+only. Load it with `PolarBertForDirection.from_pretrained`, or without the package (remote code) with
+`transformers.dynamic_module_utils.get_class_from_dynamic_module("modeling_polarbert.PolarBertForDirection",
+folder_or_hub_id).from_pretrained(folder_or_hub_id)`; every saved folder carries this file for it.
+
 This file travels to the Hub as remote code: it imports only torch, transformers and its own configuration.
 """
 
@@ -51,9 +63,10 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
@@ -228,12 +241,13 @@ class PolarBertLayer(GradientCheckpointingLayer):
 
 # Every checkpoint's config lists all the classes, so that a MaskedDOM or Direction checkpoint also loads with
 # AutoModel (the backbone) through remote code; save_pretrained on its own would write only the saved class.
+# PolarBertForDirection has no Auto class (see the module docstring).
 AUTO_MAP = {
     "AutoConfig": "configuration_polarbert.PolarBertConfig",
     "AutoModel": "modeling_polarbert.PolarBertModel",
     "AutoModelForMaskedLM": "modeling_polarbert.PolarBertForMaskedDOM",
     "AutoModelForPreTraining": "modeling_polarbert.PolarBertForMaskedDOM",
-    "AutoModelForSequenceClassification": "modeling_polarbert.PolarBertForDirection",
+    "AutoModelForSequenceClassification": "modeling_polarbert.PolarBertForSequenceClassification",
 }
 
 
@@ -253,11 +267,16 @@ class PolarBertPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        """Linear layers, embeddings and LayerNorms as in BERT; then our own parameters and the geometry buffer."""
+        """Linear layers, embeddings and LayerNorms as in BERT; then our own parameters, the geometry buffer and the
+        regression targets' statistics (buffers that mirror the config, never saved with the weights)."""
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, PolarBertModel):
             init.normal_(module.cls_embedding, mean=0.0, std=std)
+        elif isinstance(module, PolarBertForSequenceClassification):
+            mean, scale = module.target_statistics(self.config)
+            init.copy_(module.target_mean, mean)
+            init.copy_(module.target_std, scale)
         elif isinstance(module, PolarBertEmbeddings) and self.config.use_dom_positions:
             if not getattr(module.dom_positions, "_is_hf_initialized", False):
                 positions = torch.zeros_like(module.dom_positions)
@@ -268,6 +287,11 @@ class PolarBertPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = dict(AUTO_MAP)
+        if self._auto_class is None and kwargs.get("is_main_process", True):
+            # Transformers copies the code only for a class registered with an Auto class; a class without one
+            # (direction, or any class loaded without the package) ships it too, so the folder loads as remote code.
+            os.makedirs(save_directory, exist_ok=True)
+            custom_object_save(self, save_directory)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _check_inputs(self, dom_ids, features, attention_mask, cls_positions):
@@ -582,7 +606,8 @@ class PolarBertForDirection(PolarBertPreTrainedModel):
     """PolarBERT with the direction head: an MLP (hidden `direction_head_hidden_size`) on the CLS vector -> 3-vector.
 
     The 3-vector's direction is the prediction; with a vMF loss its length is the concentration kappa (as the
-    Kaggle winners did), so no extra output is needed for the uncertainty.
+    Kaggle winners did), so no extra output is needed for the uncertainty. It has no Auto class (see the module
+    docstring): load it with `PolarBertForDirection.from_pretrained`.
     """
 
     def __init__(self, config: PolarBertConfig):
@@ -645,11 +670,143 @@ class PolarBertForDirection(PolarBertPreTrainedModel):
         return labels
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Fine-tuning: any event-level regression or classification (energy, track/cascade, vertex)
+# --------------------------------------------------------------------------------------------------------------
+
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+class PolarBertForSequenceClassification(PolarBertPreTrainedModel):
+    """PolarBERT with an event-level head, Transformers' contract for sequence-level heads (as
+    `BertForSequenceClassification`): an MLP (hidden `classifier_hidden_size`) on the CLS vector -> `num_labels`
+    outputs, the loss chosen by `config.problem_type`:
+
+    - `"regression"`: MSE of the standardised targets `(labels - target_mean) / target_std`, averaged over events
+      and targets (several targets at once, e.g. a vertex); labels float (batch, num_labels), or (batch,) for one
+      target. `logits` are in the labels' units: `target_mean + target_std * head(CLS)`.
+    - `"single_label_classification"`: cross-entropy; labels int64 (batch,) class indices, names in `id2label`.
+    - `"multi_label_classification"`: binary cross-entropy with logits; labels float (batch, num_labels) in [0, 1].
+
+    An unset `problem_type` is inferred from the first labels as BERT infers it (one label: regression; integer
+    labels: single-label; otherwise multi-label) and written into the config.
+    """
+
+    def __init__(self, config: PolarBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.polarbert = PolarBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Sequential(
+            nn.Linear(config.hidden_size, config.classifier_hidden_size),
+            ACT2FN[config.hidden_act],
+            nn.Linear(config.classifier_hidden_size, config.num_labels),
+        )
+        # Mirrors of config.target_mean / target_std on the model's device (no host-to-device copy per step).
+        mean, scale = self.target_statistics(config)
+        self.register_buffer("target_mean", mean, persistent=False)
+        self.register_buffer("target_std", scale, persistent=False)
+        self.post_init()
+
+    @staticmethod
+    def target_statistics(config: PolarBertConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """(num_labels,) mean and std of the regression targets from the config; 0 and 1 where it has none."""
+        mean = torch.zeros(config.num_labels) if config.target_mean is None else torch.tensor(config.target_mean)
+        scale = torch.ones(config.num_labels) if config.target_std is None else torch.tensor(config.target_std)
+        if mean.shape != (config.num_labels,) or scale.shape != (config.num_labels,):
+            raise ValueError(
+                f"target_mean and target_std need num_labels={config.num_labels} values, got "
+                f"{config.target_mean} and {config.target_std}"
+            )
+        return mean.float(), scale.float()
+
+    def forward(
+        self,
+        dom_ids: torch.LongTensor,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cls_positions: torch.LongTensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        outputs = self.polarbert(
+            dom_ids, features, attention_mask, cls_positions=cls_positions, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, **kwargs,
+        )
+        raw = self.classifier(self.dropout(outputs.pooler_output)).float()  # (batch, num_labels)
+        problem_type = self._problem_type(labels)
+        regression = problem_type == "regression"
+        logits = raw * self.target_std + self.target_mean if regression else raw
+
+        loss = None
+        if labels is not None:
+            labels = self._check_labels(labels, problem_type, raw.shape[0])
+            if regression:
+                loss = F.mse_loss(raw, (labels - self.target_mean) / self.target_std)
+            elif problem_type == "single_label_classification":
+                loss = F.cross_entropy(raw, labels)
+            else:
+                loss = F.binary_cross_entropy_with_logits(raw, labels)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+    def _problem_type(self, labels: torch.Tensor | None) -> str | None:
+        """The config's problem type; unset, BERT's inference from the labels (written into the config)."""
+        if self.config.problem_type is not None:
+            if self.config.problem_type not in PROBLEM_TYPES:
+                raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.config.problem_type!r}")
+            return self.config.problem_type
+        if self.num_labels == 1:
+            problem_type = "regression"
+        elif labels is None:
+            return None  # nothing to infer from: logits as the head gives them
+        elif labels.dtype in (torch.long, torch.int):
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+        if labels is not None:
+            self.config.problem_type = problem_type
+        return problem_type
+
+    def _check_labels(self, labels: torch.Tensor, problem_type: str, batch_size: int) -> torch.Tensor:
+        """Labels in the shape and dtype the loss needs, or a ValueError saying what is wrong. Shapes always;
+        values only with `config.check_inputs` (each value check is a host synchronisation on a GPU)."""
+        check_values = self.config.check_inputs and not torch.compiler.is_compiling()
+        if problem_type == "single_label_classification":
+            if labels.dtype.is_floating_point or labels.numel() != batch_size:
+                raise ValueError(
+                    f"single-label classification labels must be integer class indices (batch,) = ({batch_size},), "
+                    f"got {labels.dtype} {tuple(labels.shape)}"
+                )
+            labels = labels.reshape(batch_size).long()
+            if check_values and ((labels < 0) | (labels >= self.num_labels)).any():
+                raise ValueError(f"class indices must lie in [0, num_labels={self.num_labels})")
+            return labels
+        if labels.numel() != batch_size * self.num_labels:
+            raise ValueError(
+                f"{problem_type} labels must be (batch, num_labels) = {(batch_size, self.num_labels)}, "
+                f"got {tuple(labels.shape)}"
+            )
+        labels = labels.reshape(batch_size, self.num_labels).float()
+        if check_values:
+            if not torch.isfinite(labels).all():
+                rows = torch.nonzero(~torch.isfinite(labels).all(dim=-1)).flatten().tolist()
+                raise ValueError(f"labels hold NaN or inf in batch rows {rows[:10]}")
+            if problem_type == "multi_label_classification" and ((labels < 0) | (labels > 1)).any():
+                raise ValueError("multi-label classification labels must lie in [0, 1]")
+        return labels
+
+
 __all__ = [
     "PolarBertPreTrainedModel",
     "PolarBertModel",
     "PolarBertForMaskedDOM",
     "PolarBertForDirection",
+    "PolarBertForSequenceClassification",
     "PolarBertMaskedDOMOutput",
     "PolarBertDirectionOutput",
     "angles_to_unit_vector",

@@ -1,5 +1,6 @@
-"""Direction predictions from a fine-tuned model: over a prepared dataset, or streamed over a Kaggle-layout split
-into the competition's submission file (event_id, azimuth, zenith)."""
+"""Predictions of a fine-tuned model: directions over a prepared dataset, or streamed over a Kaggle-layout split
+into the competition's submission file (event_id, azimuth, zenith); and the outputs of an event-level
+regression/classification model (`PolarBertForSequenceClassification`) over a prepared dataset."""
 
 from pathlib import Path
 
@@ -9,30 +10,44 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers.utils import FEATURE_EXTRACTOR_NAME
 
-from .collators import PolarBertDirectionCollator, as_training_dataset
+from .collators import PolarBertDirectionCollator, PolarBertSequenceClassificationCollator, as_training_dataset
 from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .kaggle_layout import inspect_kaggle, submission_writer
 from .loading import check_is_polarbert_folder, safetensors_names
-from .modeling_polarbert import PolarBertForDirection
+from .modeling_polarbert import PolarBertForDirection, PolarBertForSequenceClassification
 from .numpy_directions import unit_vector_to_angles
+
+SEQUENCE_CLASS = PolarBertForSequenceClassification.__name__
 
 
 def load_direction_model(path: str, device: str | torch.device | None = None) -> PolarBertForDirection:
     """A fine-tuned PolarBertForDirection in eval mode. Refuses, with a clear error, whatever would predict
-    garbage without a word: a checkpoint whose direction head was never trained (pretraining or backbone), missing
-    or unreadable weights, a saved feature extractor that disagrees with the model's config."""
-    config = check_is_polarbert_folder(path)
+    garbage without a word: a checkpoint whose direction head was never trained (pretraining, backbone or another
+    task), missing or unreadable weights, a saved feature extractor that disagrees with the model's config."""
     finetune = (f"Fine-tune a direction model first: python scripts/finetune.py configs/finetune_tiny.yaml "
                 f"--model_name_or_path {path} --output_dir DIRECTION_MODEL")
+    return load_fine_tuned(path, PolarBertForDirection, "direction_head.", finetune, device)
+
+
+def load_sequence_model(path: str, device: str | torch.device | None = None) -> PolarBertForSequenceClassification:
+    """A fine-tuned PolarBertForSequenceClassification in eval mode, with the refusals of `load_direction_model`."""
+    finetune = (f"Fine-tune one first: python scripts/finetune.py configs/finetune_tiny.yaml --model_name_or_path "
+                f"{path} --task regression --label_columns log10:energy --output_dir TASK_MODEL")
+    return load_fine_tuned(path, PolarBertForSequenceClassification, "classifier.", finetune, device)
+
+
+def load_fine_tuned(path: str, model_class, head_prefix: str, finetune: str, device=None):
+    """`model_class` from `path` in eval mode, after checking that the folder holds that class with its trained head
+    (`head_prefix` tensors) and every weight."""
+    config = check_is_polarbert_folder(path)
     architectures = config.get("architectures") or []
-    if architectures and "PolarBertForDirection" not in architectures:
-        raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a direction model: its "
-                         f"direction head was never trained. {finetune}")
+    if architectures and model_class.__name__ not in architectures:
+        raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a {model_class.__name__}: "
+                         f"its head was never trained. {finetune}")
     # Decided before loading, so that no load report about randomly initialised weights comes first.
-    if Path(path).is_dir() and not any(name.startswith("direction_head.") for name in safetensors_names(path)):
-        raise ValueError(f"{path}: its weights hold no direction_head tensors: the direction head was never "
-                         f"trained. {finetune}")
-    model, loading_info = PolarBertForDirection.from_pretrained(path, output_loading_info=True)
+    if Path(path).is_dir() and not any(name.startswith(head_prefix) for name in safetensors_names(path)):
+        raise ValueError(f"{path}: its weights hold no {head_prefix}* tensors: the head was never trained. {finetune}")
+    model, loading_info = model_class.from_pretrained(path, output_loading_info=True)
     check_has_weights(path, loading_info["missing_keys"])
     if Path(path, FEATURE_EXTRACTOR_NAME).is_file():
         PolarBertFeatureExtractor.from_pretrained(path)  # raises if it disagrees with config.json
@@ -40,10 +55,15 @@ def load_direction_model(path: str, device: str | torch.device | None = None) ->
     return model.to(device).eval()
 
 
+def is_sequence_model(path: str) -> bool:
+    """Whether a saved folder holds a PolarBertForSequenceClassification (its config's `architectures` say so)."""
+    return SEQUENCE_CLASS in (check_is_polarbert_folder(path).get("architectures") or [])
+
+
 def check_has_weights(path, missing) -> None:
     if missing:
         missing = sorted(missing)
-        raise ValueError(f"{path}: the weights lack {len(missing)} tensor(s) of a direction model ({missing[:4]}"
+        raise ValueError(f"{path}: the weights lack {len(missing)} tensor(s) of the model ({missing[:4]}"
                          f"{' ...' if len(missing) > 4 else ''}): they would be random")
 
 
@@ -59,20 +79,9 @@ def predict_directions(
     DataLoader processes collate while the model runs; the outputs stay on the device until the end, so that the
     loop never waits for the device.
     """
-    events = as_training_dataset(dataset)
     collator = PolarBertDirectionCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
-    if all_pulses:
-        # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
-        # pad a whole batch to its length.
-        order = np.argsort(events.lengths, kind="stable")
-        batches = token_budget_batches(events.lengths[order], batch_size * (model.config.max_pulses + 1))
-        batch_sampler = [order[batch].tolist() for batch in batches]
-    else:
-        order = np.arange(len(events))
-        batch_sampler = [order[start:start + batch_size].tolist() for start in range(0, len(events), batch_size)]
     device = model.device
-    loader = DataLoader(events, batch_sampler=batch_sampler, collate_fn=collator, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader, order = event_loader(dataset, collator, batch_size, all_pulses, num_workers, device)
     directions, kappas = [], []
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
         batch.pop("labels", None)
@@ -83,6 +92,24 @@ def predict_directions(
     in_dataset_order = np.argsort(order)
     direction = torch.cat(directions).cpu().numpy()[in_dataset_order] if directions else np.zeros((0, 3), np.float32)
     return {"direction": direction, "kappa": torch.cat(kappas).cpu().numpy()[in_dataset_order] if kappas else None}
+
+
+def event_loader(dataset, collator, batch_size: int, all_pulses: bool, num_workers: int = 0,
+                 device: torch.device | None = None) -> tuple[DataLoader, np.ndarray]:
+    """A DataLoader over a dataset's events and the order it visits them in (dataset positions)."""
+    events = as_training_dataset(dataset, getattr(collator, "columns", ()))
+    if all_pulses:
+        # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
+        # pad a whole batch to its length.
+        order = np.argsort(events.lengths, kind="stable")
+        batches = token_budget_batches(events.lengths[order], batch_size * (collator.config.max_pulses + 1))
+        batch_sampler = [order[batch].tolist() for batch in batches]
+    else:
+        order = np.arange(len(events))
+        batch_sampler = [order[start:start + batch_size].tolist() for start in range(0, len(events), batch_size)]
+    loader = DataLoader(events, batch_sampler=batch_sampler, collate_fn=collator, num_workers=num_workers,
+                        pin_memory=device is not None and device.type == "cuda")
+    return loader, order
 
 
 def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[np.ndarray]:
@@ -96,6 +123,26 @@ def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int) -> list[np
     if start < len(sorted_lengths):
         batches.append(np.arange(start, len(sorted_lengths)))
     return batches
+
+
+@torch.no_grad()
+def predict_sequence_logits(
+    model: PolarBertForSequenceClassification, dataset, batch_size: int = 256, all_pulses: bool = False,
+    progress: bool = True, num_workers: int = 0,
+) -> np.ndarray:
+    """(N, num_labels) float32 `logits` for every event of a `datasets.Dataset`, in dataset order: regression
+    targets in physical units, or class scores (see `task_metrics.class_probabilities`). Deterministic pulse selection,
+    as `predict_directions`."""
+    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
+    device, logits = model.device, []
+    loader, order = event_loader(dataset, collator, batch_size, all_pulses, num_workers, device)
+    for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
+        batch.pop("labels", None)
+        outputs = model(**{name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()})
+        logits.append(outputs.logits.float())
+    if not logits:
+        return np.zeros((0, model.config.num_labels), np.float32)
+    return torch.cat(logits).cpu().numpy()[np.argsort(order)]
 
 
 def predict_kaggle_dir(

@@ -5,13 +5,21 @@ plot like the paper's Figure 2 (right).
 
 What `scripts/sample_efficiency.py` and `scripts/quickstart.py` run; `scripts/gpu_study.py` uses its table and
 plot. Every step is skipped when its output already exists, so an interrupted study resumes where it stopped.
+
+The same study runs for any event-level task (`task="regression"` / `"classification"` with `label_columns`, as
+`scripts/finetune.py` takes them): the baseline is then a least-squares line of the target on log10(total charge)
+or the majority class, both fitted on the whole labelled set; the models go to `out/<labels>_{pretrained,scratch}_N`
+and the results to results_<labels>.{json,md} and sample_efficiency_<labels>.png, so that several tasks share one
+folder and one pretraining.
 """
 
 import json
 import math
+import os
+import time
 from pathlib import Path
 
-from .evaluation import evaluate_model
+from .evaluation import evaluate_model, file_name
 from .preparation import prepare_kaggle
 from .simulation import simulate_kaggle_dir
 from .training import run_finetuning, run_pretraining
@@ -41,29 +49,60 @@ def pretrain_once(out: Path, train: Path, extra: list[str]) -> Path:
     return folder
 
 
+def task_prefix(task: str, label_columns: str | None) -> str:
+    """'' for direction (the names the quickstart reads), else e.g. 'log10_energy_' for the run folders."""
+    return "" if task == "direction" else f"{file_name(label_columns.replace(',', '+'))}_"
+
+
 def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, size: int, from_scratch: bool,
-                  extra: list[str], name: str | None = None) -> Path:
-    """`out/{name}_{size}` (name: pretrained or scratch by default), fine-tuned from `pretrained` (or its config
-    alone, from scratch) on the first `size` events of `train` unless it exists."""
-    folder = out / f"{name or ('scratch' if from_scratch else 'pretrained')}_{size}"
+                  extra: list[str], name: str | None = None, task: str = "direction",
+                  label_columns: str | None = None) -> Path:
+    """`out/{prefix}{name}_{size}` (name: pretrained or scratch by default; prefix: the task's labels, none for
+    direction), fine-tuned from `pretrained` (or its config alone, from scratch) on the first `size` events of
+    `train` unless it exists, with what it cost in `cost.json`."""
+    folder = out / f"{task_prefix(task, label_columns)}{name or ('scratch' if from_scratch else 'pretrained')}_{size}"
+    task_args = [] if task == "direction" else ["--task", task, "--label_columns", label_columns]
     if not (folder / "model.safetensors").exists():
+        # CPU seconds of this process (all its threads) beside the wall clock: on a shared machine the wall
+        # clock also counts other jobs' time, the CPU time does not.
+        cpu_start = time.process_time()
         run_finetuning([str(CONFIGS / "finetune_tiny.yaml"), "--model_name_or_path", str(pretrained),
                        "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(train),
                        "--eval_dataset", str(evaluation), "--max_train_events", str(size),
-                       "--output_dir", str(folder), *extra])
+                       "--output_dir", str(folder), *task_args, *extra])
+        (folder / "cost.json").write_text(json.dumps({
+            "process_cpu_seconds": time.process_time() - cpu_start,
+            "train_runtime_seconds": json.loads((folder / "train_results.json").read_text())["train_runtime"],
+            "load_average_1_5_15_min": os.getloadavg(), "cpu_count": os.cpu_count(),
+        }, indent=2))
     return folder
+
+
+def task_figures(metrics: dict) -> dict[str, tuple[float, float]]:
+    """The headline figures of one evaluation, {name: (model, baseline)}: per regression target its resolution
+    and bias, per classification label its ROC AUC and accuracy."""
+    if "regression" in metrics:
+        return {f"{key} {name}": (part["overall"]["model"][key], part["overall"]["baseline"][key])
+                for name, part in metrics["regression"].items() for key in ("resolution", "bias")}
+    parts = metrics["classification"]
+    parts = {metrics["label_columns"][0]: parts} if "model" in parts else parts
+    return {f"{key} {name}": (part["model"][key], part["majority"][key])
+            for name, part in parts.items() for key in ("roc_auc", "accuracy")}
 
 
 def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: list[int], eval_events: int,
               pretrain_args: list[str] = (), finetune_args: list[str] = (), backbone: Path | None = None,
-              backbone_args: list[str] = ()) -> dict:
+              backbone_args: list[str] = (), task: str = "direction", label_columns: str | None = None) -> dict:
     """Pretrain once, fine-tune both ways at every size (and from `backbone`, a shipped pretrained backbone, with
-    `finetune_args` + `backbone_args`, when given), evaluate everything on one held-out set."""
+    `finetune_args` + `backbone_args`, when given; direction only), evaluate everything on one held-out set."""
     out.mkdir(parents=True, exist_ok=True)
     unlabelled = simulated_dataset(data_dir, "pretrain", pretrain_events, seed=1)
     labelled = simulated_dataset(data_dir, "labelled", max(labelled_sizes), seed=2)
     held_out = simulated_dataset(data_dir, "eval", eval_events, seed=3)
     pretrained = pretrain_once(out, unlabelled, list(pretrain_args))
+    if task != "direction":
+        return run_task_study(out, pretrained, labelled, held_out, pretrain_events, eval_events, labelled_sizes,
+                              list(finetune_args), task, label_columns)
 
     starts = {"pretrained": (pretrained, False, []), "scratch": (pretrained, True, [])}
     if backbone is not None:
@@ -90,13 +129,53 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
     return results
 
 
+def run_task_study(out: Path, pretrained: Path, labelled: Path, held_out: Path, pretrain_events: int,
+                   eval_events: int, labelled_sizes: list[int], finetune_args: list[str], task: str,
+                   label_columns: str) -> dict:
+    """The study for a regression/classification task: headline figures of both models and the baseline."""
+    prefix = task_prefix(task, label_columns)
+    rows = []
+    for size in labelled_sizes:
+        row = {"labelled_events": size, "figures": {}}
+        for from_scratch in (False, True):
+            name = "scratch" if from_scratch else "pretrained"
+            model = finetune_once(out, pretrained, labelled, held_out, size, from_scratch, finetune_args,
+                                  task=task, label_columns=label_columns)
+            metrics = evaluate_model(str(model), str(held_out), str(out / f"report_{prefix}{name}_{size}"),
+                                     progress=False, train_dataset=str(labelled))
+            for figure, (value, baseline) in task_figures(metrics).items():
+                row["figures"].setdefault(figure, {})[name] = value
+                row["figures"][figure]["baseline"] = baseline
+        rows.append(row)
+    results = {"pretrain_events": pretrain_events, "eval_events": eval_events, "task": task,
+               "label_columns": label_columns, "baseline": metrics["baseline"], "rows": rows}
+    stem = prefix[:-1]
+    (out / f"results_{stem}.json").write_text(json.dumps(results, indent=2))
+    (out / f"results_{stem}.md").write_text(results_table(results) + "\n")
+    plot_results(results, out / f"sample_efficiency_{stem}.png")
+    return results
+
+
+def task_results_table(results: dict) -> str:
+    """A task study's headline figures per labelled-set size: pretrained, from scratch, baseline."""
+    lines = ["| labelled events | figure | pretrained | from scratch | baseline |", "|---|---|---|---|---|"]
+    for row in results["rows"]:
+        for figure, values in row["figures"].items():
+            lines.append(f"| {row['labelled_events']:,} | {figure} | {values['pretrained']:.4f} | "
+                         f"{values['scratch']:.4f} | {values['baseline']:.4f} |")
+    return "\n".join(lines)
+
+
 def _methods(results: dict) -> list[str]:
     return [name for name in METHODS if any(name in row for row in results["rows"])]
 
 
 def results_table(results: dict) -> str:
     """The study's results as a markdown table: mean opening angle (rad) per labelled-set size, a column per
-    method (the shipped backbone's where there is one), LineFit and a random guess."""
+    method (the shipped backbone's where there is one), LineFit and a random guess; or a task's headline figures
+    (pretrained, from scratch, baseline)."""
+    if "task" in results:
+        return task_results_table(results)
     methods = _methods(results)
     lines = ["| labelled events | " + " | ".join(METHODS[name] for name in methods) + " | LineFit | random |",
              "|---" * (len(methods) + 3) + "|"]
@@ -122,6 +201,9 @@ def plot_results(results: dict, path: Path) -> None:
 
     rows = results["rows"]
     sizes = [row["labelled_events"] for row in rows]
+    if "task" in results:
+        plot_task_results(results, sizes, path, plt)
+        return
     figure, axis = plt.subplots(figsize=(6, 4))
     labels = {"pretrained": ("o-", "PolarBERT, pretrained"), "scratch": ("s-", "same model, from scratch"),
               "backbone": ("D-", "PolarBERT, shipped backbone")}
@@ -135,6 +217,25 @@ def plot_results(results: dict, path: Path) -> None:
     axis.set(xlabel="labelled events for fine-tuning", ylabel="mean opening angle [rad]",
              title=f"Sample efficiency ({results['pretrain_events']:,} events pretraining)")
     axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_task_results(results: dict, sizes: list[int], path: Path, plt) -> None:
+    """One panel per headline figure (resolution, AUC, ...): pretrained, scratch and baseline against N."""
+    names = list(results["rows"][0]["figures"])
+    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        values = [row["figures"][name] for row in results["rows"]]
+        axis.plot(sizes, [v["pretrained"] for v in values], "o-", label="PolarBERT, pretrained")
+        axis.plot(sizes, [v["scratch"] for v in values], "s-", label="same model, from scratch")
+        axis.plot(sizes, [v["baseline"] for v in values], "^--", label="baseline")
+        axis.set_xscale("log")
+        axis.set(xlabel="labelled events for fine-tuning", ylabel=name, title=name)
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(f"{results['task']} of {results['label_columns']} ({results['pretrain_events']:,} events "
+                    "pretraining)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

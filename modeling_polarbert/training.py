@@ -19,13 +19,21 @@ import yaml
 from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, get_scheduler, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .collators import PolarBertDirectionCollator, PolarBertPretrainingCollator, as_training_dataset
+from .collators import (
+    PolarBertDirectionCollator,
+    PolarBertPretrainingCollator,
+    PolarBertSequenceClassificationCollator,
+    as_training_dataset,
+)
 from .configuration_polarbert import PolarBertConfig
 from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .hub import write_model_card
 from .loading import check_is_polarbert_folder, load_prepared_dataset
-from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM
+from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM, PolarBertForSequenceClassification
 from .numpy_directions import opening_angle
+from .task_metrics import class_auc, class_probabilities, residual_summary
+from .tasks import TASKS, check_label_columns, parse_label_columns, problem_type_of, sequence_task_config, \
+    source_columns
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +52,12 @@ class ModelArguments:
     from_scratch: bool = field(
         default=False, metadata={"help": "Take only the config of model_name_or_path; start from random weights."}
     )
-    freeze_backbone: bool = field(default=False, metadata={"help": "Fine-tuning: train the direction head only."})
+    freeze_backbone: bool = field(default=False, metadata={"help": "Fine-tuning: train the task head only."})
+    task: str = field(
+        default="direction",
+        metadata={"help": "Fine-tuning task: direction (PolarBertForDirection), regression or classification "
+                  "(PolarBertForSequenceClassification, labels from --label_columns)."},
+    )
 
 
 @dataclass
@@ -61,6 +74,11 @@ class DataArguments:
         metadata={"help": "Pack the training events into rows of this many tokens, with no padding between events "
                   "(the padding-free path; attn_implementation eager, sdpa or flex_attention). None: one padded "
                   "row per event. Evaluation batches stay padded."},
+    )
+    label_columns: str | None = field(
+        default=None,
+        metadata={"help": "Regression/classification labels: comma-separated dataset columns, 'log10:' to take a "
+                  "column's log10, e.g. 'log10:energy', 'vertex_x,vertex_y,vertex_z', 'is_track'."},
     )
 
 
@@ -446,6 +464,44 @@ def compute_direction_metrics(eval_prediction) -> dict:
     }
 
 
+def metric_name(spec: str) -> str:
+    """A label spec as a metric-name part: 'log10:energy' -> 'log10_energy'."""
+    return spec.replace(":", "_")
+
+
+def compute_sequence_metrics(config):
+    """Trainer's compute_metrics for `PolarBertForSequenceClassification` under `config`'s problem type:
+    regression: per target bias (median residual), resolution (half 16-84 % width) and RMSE, in the target's
+    units; classification: accuracy and ROC AUC (multi-label: their means over the labels)."""
+    problem_type, names = config.problem_type, [config.id2label[i] for i in range(config.num_labels)]
+
+    def compute(eval_prediction) -> dict:
+        predictions = eval_prediction.predictions
+        logits = np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
+        labels = np.asarray(eval_prediction.label_ids)
+        metrics = {}
+        if problem_type == "regression":
+            labels = labels.reshape(len(logits), -1)
+            for index, name in enumerate(names):
+                summary = residual_summary(logits[:, index], labels[:, index])
+                for key in ("bias", "resolution", "rmse"):
+                    metrics[f"{metric_name(name)}_{key}"] = summary[key]
+            return metrics
+        probabilities = class_probabilities(logits, problem_type)
+        if problem_type == "single_label_classification":
+            classes = labels.reshape(-1).astype(np.int64)
+            metrics["accuracy"] = float(np.mean(probabilities.argmax(axis=-1) == classes))
+            metrics["roc_auc"] = class_auc(probabilities, classes)
+            return metrics
+        truth = labels.astype(bool)
+        metrics["accuracy"] = float(np.mean((probabilities > 0.5) == truth))
+        metrics["roc_auc"] = float(np.nanmean([class_auc(np.stack([1 - p, p], -1), t.astype(np.int64))
+                                               for p, t in zip(probabilities.T, truth.T)]))
+        return metrics
+
+    return compute
+
+
 def freeze_backbone(model) -> None:
     for parameter in model.polarbert.parameters():
         parameter.requires_grad_(False)
@@ -502,27 +558,55 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
     return train_evaluate_and_save(trainer, hub_tags=["masked-dom-prediction"])
 
 
+def sequence_task(model_args: ModelArguments, data_args: DataArguments, train_dataset, eval_dataset) -> dict:
+    """The config fields of a regression/classification task, after checking both datasets' label columns."""
+    specs = parse_label_columns(data_args.label_columns)
+    problem_type = problem_type_of(model_args.task, specs)
+    train_table = check_label_columns(train_dataset, specs, problem_type, data_args.train_dataset)
+    check_label_columns(eval_dataset, specs, problem_type, data_args.eval_dataset or data_args.train_dataset)
+    return sequence_task_config(model_args.task, specs, train_table)
+
+
 def run_finetuning(argv: list[str] | None = None) -> dict:
-    """`scripts/finetune.py`: direction fine-tuning from YAML + command-line arguments; returns the eval metrics."""
+    """`scripts/finetune.py`: fine-tuning from YAML + command-line arguments; returns the eval metrics.
+    `--task direction` (the default) trains `PolarBertForDirection`; `--task regression` / `classification` train
+    `PolarBertForSequenceClassification` on the dataset columns of `--label_columns` (see tasks.py), checked in
+    both datasets before training."""
     check_launch()
     model_args, data_args, training_args = parse_arguments(ARGUMENT_TYPES, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
+    if model_args.task not in TASKS:
+        raise ValueError(f"--task must be one of {TASKS}, got {model_args.task!r}")
+    direction = model_args.task == "direction"
+    if direction and data_args.label_columns:
+        raise ValueError("--label_columns is for --task regression or classification; direction reads azimuth/zenith")
+    if not direction and not data_args.label_columns:
+        raise ValueError(f"--task {model_args.task} needs --label_columns, e.g. log10:energy or is_track")
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False
-    train_dataset, eval_dataset = split_train_eval(data_args, require_labels=True)
+    train_dataset, eval_dataset = split_train_eval(data_args, require_labels=direction)
 
     if model_args.model_name_or_path:
         check_is_polarbert_folder(model_args.model_name_or_path)
-    config = build_config(model_args)
-    if model_args.model_name_or_path and not model_args.from_scratch:
-        model = _load_pretrained(PolarBertForDirection, model_args, config)
+    if direction:
+        config, model_class, collator_class = build_config(model_args), PolarBertForDirection, PolarBertDirectionCollator
+        extra_columns, compute_metrics, hub_tags = (), compute_direction_metrics, ["direction-reconstruction"]
     else:
-        model = PolarBertForDirection(config)
+        task = sequence_task(model_args, data_args, train_dataset, eval_dataset)
+        config = build_config(model_args, **task)
+        model_class, collator_class = PolarBertForSequenceClassification, PolarBertSequenceClassificationCollator
+        extra_columns, compute_metrics = source_columns(task["label_columns"]), compute_sequence_metrics(config)
+        hub_tags = ["regression" if task["problem_type"] == "regression" else "classification"]
+        logger.info("task %s on %s: %s", task["problem_type"], task["label_columns"], task["id2label"])
+    if model_args.model_name_or_path and not model_args.from_scratch:
+        model = _load_pretrained(model_class, model_args, config)
+    else:
+        model = model_class(config)
     model.set_attn_implementation(model_args.attn_implementation)
     if model_args.freeze_backbone:
         freeze_backbone(model)
     logger.info(
-        "PolarBertForDirection (%s) with %s trainable parameters, %d training events",
+        "%s (%s) with %s trainable parameters, %d training events", model_class.__name__,
         "from scratch" if model_args.from_scratch or not model_args.model_name_or_path else "pretrained",
         f"{model.num_parameters(only_trainable=True):,}", len(train_dataset),
     )
@@ -532,13 +616,12 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
         processing_class=PolarBertFeatureExtractor.from_config(config),
-        train_dataset=as_training_dataset(train_dataset),
-        eval_dataset=as_training_dataset(eval_dataset),
-        data_collator=PolarBertDirectionCollator(config, seed=training_args.seed, pack_length=data_args.pack_length),
-        eval_data_collator=PolarBertDirectionCollator(config, deterministic=True),
+        train_dataset=as_training_dataset(train_dataset, extra_columns),
+        eval_dataset=as_training_dataset(eval_dataset, extra_columns),
+        data_collator=collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length),
+        eval_data_collator=collator_class(config, deterministic=True),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
-        compute_metrics=compute_direction_metrics,
+        compute_metrics=compute_metrics,
     )
-    return train_evaluate_and_save(trainer, hub_tags=["direction-reconstruction"])
-
+    return train_evaluate_and_save(trainer, hub_tags=hub_tags)

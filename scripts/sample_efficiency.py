@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""The paper's claim, reproduced on simulated events: pretraining makes direction fine-tuning more sample-efficient.
+"""The paper's claim, reproduced on simulated events: pretraining makes fine-tuning more sample-efficient, for
+direction (the paper's task) or any event-level regression or classification (`--task`, `--label-columns`).
 
 Pretrains once on unlabelled simulated events, then fine-tunes (a) from the pretrained weights and (b) from scratch
-(same architecture) on N labelled events for each N, evaluates all on the same held-out events with LineFit beside
-them, and writes a table (results.md, results.json) and a plot like the paper's Figure 2 (right); the study itself
-is `modeling_polarbert.studies.run_study`.
+(same architecture) on N labelled events for each N, evaluates all on the same held-out events beside the task's
+baseline (LineFit; a log10(total charge) fit; the majority class), and writes a table and a plot like the paper's
+Figure 2 (right); the study itself is `modeling_polarbert.studies.run_study`.
 
     python scripts/sample_efficiency.py --out runs/sample_efficiency --pretrain-events 200000 \
         --labelled-sizes 10000 100000 --eval-events 20000
+    python scripts/sample_efficiency.py --out runs/sample_efficiency --task regression --label-columns log10:energy
+    python scripts/sample_efficiency.py --out runs/sample_efficiency --task classification --label-columns is_track
 
 Every step is skipped when its output already exists, so an interrupted study resumes where it stopped. The study
 itself is `modeling_polarbert.studies.run_study`.
@@ -28,9 +31,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval-events", type=int, default=20_000)
     parser.add_argument("--pretrain-args", default="", help="extra pretrain.py arguments, e.g. '--num_train_epochs 3'")
     parser.add_argument("--finetune-args", default="", help="extra finetune.py arguments")
+    parser.add_argument("--task", choices=["direction", "regression", "classification"], default="direction")
+    parser.add_argument("--label-columns", help="regression/classification labels, as finetune.py's --label_columns")
     args = parser.parse_args(argv)
+    if (args.task == "direction") != (args.label_columns is None):
+        parser.error("--label-columns goes with --task regression or classification, and only with them")
     results = run_study(args.out, args.data_dir, args.pretrain_events, sorted(args.labelled_sizes), args.eval_events,
-                        args.pretrain_args.split(), args.finetune_args.split())
+                        args.pretrain_args.split(), args.finetune_args.split(), args.task, args.label_columns)
     print(results_table(results))
     return results
 

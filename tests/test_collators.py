@@ -10,6 +10,7 @@ import torch
 from modeling_polarbert.collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
+    PolarBertSequenceClassificationCollator,
     as_training_dataset,
     rows_to_pulse_batch,
 )
@@ -104,6 +105,69 @@ def test_direction_batch_has_unit_vector_labels_in_kaggle_convention():
 def test_direction_batch_without_labels_leaves_them_out_for_prediction():
     rows = [{k: v for k, v in row.items() if k not in ("azimuth", "zenith")} for row in ROWS]
     assert set(PolarBertDirectionCollator(CONFIG)(rows)) == {"dom_ids", "features", "attention_mask"}
+
+
+TASK_COLUMNS = {"energy": [10.0, 1e3, 1e5, 42.0, 3.5], "vertex_z": [-10.0, 0.0, 5.5, 300.0, -400.0],
+                "kind": ["numu", "nue", "nutau", "nue", "numu"], "is_track": [True, False, False, True, False]}
+TASK_ROWS = [{**row, **{name: values[i] for name, values in TASK_COLUMNS.items()}} for i, row in enumerate(ROWS)]
+
+
+def task_config(problem_type, label_columns, **fields):
+    return PolarBertConfig(problem_type=problem_type, label_columns=label_columns, **fields)
+
+
+def test_sequence_batch_has_regression_targets_in_physical_units():
+    config = task_config("regression", ["log10:energy", "vertex_z"], id2label={0: "log10:energy", 1: "vertex_z"},
+                         label2id={"log10:energy": 0, "vertex_z": 1})
+    batch = PolarBertSequenceClassificationCollator(config, seed=0)(TASK_ROWS)
+    assert set(batch) == DIRECTION_KEYS
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (len(ROWS), 2)
+    np.testing.assert_allclose(batch["labels"][:, 0].numpy(), np.log10(TASK_COLUMNS["energy"]), rtol=1e-6)
+    np.testing.assert_allclose(batch["labels"][:, 1].numpy(), TASK_COLUMNS["vertex_z"])
+    # The pulses are those the direction collator selects: only the labels differ.
+    direction = PolarBertDirectionCollator(config, seed=0)(TASK_ROWS)
+    for key in ("dom_ids", "features", "attention_mask"):
+        assert torch.equal(batch[key], direction[key]), key
+
+
+def test_sequence_batch_has_class_indices_or_multi_label_targets():
+    single = task_config("single_label_classification", ["kind"], id2label={0: "nue", 1: "numu", 2: "nutau"},
+                         label2id={"nue": 0, "numu": 1, "nutau": 2})
+    labels = PolarBertSequenceClassificationCollator(single)(TASK_ROWS)["labels"]
+    assert labels.dtype == torch.int64 and labels.tolist() == [1, 0, 2, 0, 1]
+    multi = task_config("multi_label_classification", ["is_track"], id2label={0: "is_track"}, label2id={"is_track": 0})
+    labels = PolarBertSequenceClassificationCollator(multi)(TASK_ROWS)["labels"]
+    assert labels.dtype == torch.float32 and labels[:, 0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
+    # Without the label columns (a test split) the labels are left out, for prediction.
+    assert set(PolarBertSequenceClassificationCollator(single)(ROWS)) == {"dom_ids", "features", "attention_mask"}
+    with pytest.raises(ValueError, match="no label_columns/problem_type"):
+        PolarBertSequenceClassificationCollator(CONFIG)
+
+
+@pytest.mark.parametrize("view", ["saved", "shuffled", "selected"])
+def test_fast_path_gathers_extra_label_columns_like_the_row_path(saved_dataset, view):
+    rng = np.random.default_rng(5)
+    n = len(saved_dataset)
+    dataset = (saved_dataset.add_column("energy", (10 ** rng.uniform(2, 6, n)).tolist())
+               .add_column("kind", rng.choice(["nue", "numu", "nutau"], n).tolist())
+               .add_column("is_track", (rng.random(n) < 0.3).tolist()))
+    dataset = {"saved": dataset, "shuffled": dataset.shuffle(seed=2), "selected": dataset.select(range(150, 5, -3))}[view]
+    fast = as_training_dataset(dataset, extra_columns=["energy", "kind", "is_track", "azimuth"])
+    indices = rng.choice(len(dataset), size=29, replace=False).tolist()
+    batch = fast.__getitems__(indices)
+    rows = [dataset[i] for i in indices]
+    assert batch["kind"].tolist() == [row["kind"] for row in rows]
+    assert batch["is_track"].dtype == bool and batch["is_track"].tolist() == [row["is_track"] for row in rows]
+    np.testing.assert_array_equal(batch["energy"], [row["energy"] for row in rows])
+    config = task_config("single_label_classification", ["kind"], id2label={0: "nue", 1: "numu", 2: "nutau"},
+                         label2id={"nue": 0, "numu": 1, "nutau": 2})
+    collator = PolarBertSequenceClassificationCollator(config, seed=3)
+    assert_batches_equal(collator(batch), collator(rows))
+    copy = pickle.loads(pickle.dumps(fast))  # DataLoader workers keep the extra columns
+    assert copy.__getitems__(indices)["kind"].tolist() == batch["kind"].tolist()
+    assert fast[indices[0]]["kind"] == rows[0]["kind"]
+    with pytest.raises(ValueError, match="no column 'enrgy'"):
+        as_training_dataset(dataset, extra_columns=["enrgy"])
 
 
 def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding():

@@ -19,6 +19,7 @@ from modeling_polarbert import (
     PolarBertConfig,
     PolarBertForDirection,
     PolarBertForMaskedDOM,
+    PolarBertForSequenceClassification,
     PolarBertModel,
     angles_to_unit_vector,
     opening_angle,
@@ -75,6 +76,32 @@ def pretraining_inputs(inputs: dict) -> dict:
 
 def direction_inputs(inputs: dict) -> dict:
     return {**backbone_inputs(inputs), "labels": inputs["direction_labels"]}
+
+
+# The three problem types of PolarBertForSequenceClassification: config fields and labels for a batch of 4.
+SEQUENCE_TASKS = {
+    "regression": (
+        dict(problem_type="regression", id2label={0: "log10:energy", 1: "vertex_z"}, label2id={"log10:energy": 0, "vertex_z": 1},
+             label_columns=["log10:energy", "vertex_z"], target_mean=[3.0, -100.0], target_std=[0.8, 300.0]),
+        lambda generator: torch.stack([3.0 + 0.8 * torch.randn(4, generator=generator),
+                                       -100.0 + 300.0 * torch.randn(4, generator=generator)], dim=-1),
+    ),
+    "single_label_classification": (
+        dict(problem_type="single_label_classification", id2label={0: "a", 1: "b", 2: "c"},
+             label2id={"a": 0, "b": 1, "c": 2}, label_columns=["kind"]),
+        lambda generator: torch.tensor([0, 2, 1, 2]),
+    ),
+    "multi_label_classification": (
+        dict(problem_type="multi_label_classification", id2label={0: "is_track", 1: "is_contained"},
+             label2id={"is_track": 0, "is_contained": 1}, label_columns=["is_track", "is_contained"]),
+        lambda generator: torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]]),
+    ),
+}
+
+
+def sequence_config_and_labels(tester, problem_type, **overrides):
+    fields, make_labels = SEQUENCE_TASKS[problem_type]
+    return tester.get_config(**{**fields, **overrides}), make_labels(torch.Generator().manual_seed(1))
 
 
 @pytest.fixture
@@ -248,9 +275,83 @@ def test_tiny_direction_model_overfits_one_batch(tester):
     assert losses[-1] < 0.1 * losses[0], losses[::10]
 
 
-@pytest.mark.parametrize("model_class", [PolarBertModel, PolarBertForMaskedDOM, PolarBertForDirection])
+@pytest.mark.parametrize("problem_type", SEQUENCE_TASKS)
+def test_tiny_sequence_model_overfits_one_batch_for_each_problem_type(tester, problem_type):
+    torch.manual_seed(0)
+    config, labels = sequence_config_and_labels(tester, problem_type, num_doms=64)
+    inputs = {**backbone_inputs(tester.prepare_inputs(config)), "labels": labels}
+    losses = _train_steps(PolarBertForSequenceClassification(config), inputs, steps=60)
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+def test_regression_standardises_its_targets_and_returns_physical_units(tester):
+    config, labels = sequence_config_and_labels(tester, "regression")
+    model = PolarBertForSequenceClassification(config).eval()
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    with torch.no_grad():
+        outputs = model(**inputs, labels=labels)
+        raw = model.classifier(model.polarbert(**inputs).pooler_output)
+    mean, std = torch.tensor(config.target_mean), torch.tensor(config.target_std)
+    assert outputs.logits.shape == (tester.batch_size, 2)
+    assert torch.allclose(outputs.logits, mean + std * raw, atol=1e-4)
+    # The loss weighs both targets in standard units, whatever their physical scales (0.8 and 300).
+    expected = torch.mean(((labels - mean) / std - raw) ** 2)
+    assert torch.allclose(outputs.loss, expected, atol=1e-5)
+    # One target: labels (batch,) and (batch, 1) are the same.
+    single, _ = sequence_config_and_labels(tester, "regression", id2label={0: "log10:energy"},
+                                           label2id={"log10:energy": 0}, target_mean=[3.0], target_std=[0.8])
+    model = PolarBertForSequenceClassification(single).eval()
+    with torch.no_grad():
+        assert torch.equal(model(**inputs, labels=labels[:, 0]).loss, model(**inputs, labels=labels[:, :1]).loss)
+
+
+def test_unset_problem_type_is_inferred_from_the_labels_as_bert_does(tester):
+    inputs = backbone_inputs(tester.prepare_inputs(tester.get_config()))
+    for num_labels, labels, expected in [
+        (1, torch.randn(4), "regression"),
+        (3, torch.tensor([0, 2, 1, 1]), "single_label_classification"),
+        (3, torch.tensor([[1.0, 0.0, 1.0]] * 4), "multi_label_classification"),
+    ]:
+        config = tester.get_config(num_labels=num_labels)
+        assert config.problem_type is None
+        model = PolarBertForSequenceClassification(config)
+        outputs = model(**inputs, labels=labels)
+        assert config.problem_type == expected and torch.isfinite(outputs.loss)
+        if expected == "single_label_classification":
+            assert torch.allclose(outputs.loss, torch.nn.functional.cross_entropy(outputs.logits, labels))
+        if expected == "multi_label_classification":
+            assert torch.allclose(outputs.loss, torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits, labels))
+
+
+@pytest.mark.parametrize(
+    "problem_type, labels, message",
+    [
+        ("regression", torch.zeros(4, 3), r"\(batch, num_labels\) = \(4, 2\)"),
+        ("regression", torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, 0.0], [0.0, 0.0]]), r"NaN or inf in batch rows \[1\]"),
+        ("single_label_classification", torch.tensor([0, 1, 3, 0]), r"class indices must lie in \[0, num_labels=3\)"),
+        ("single_label_classification", torch.zeros(4), "integer class indices"),
+        ("multi_label_classification", torch.full((4, 2), 2.0), r"must lie in \[0, 1\]"),
+    ],
+)
+def test_bad_sequence_labels_raise_a_clear_error(tester, problem_type, labels, message):
+    config, _ = sequence_config_and_labels(tester, problem_type)
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    with pytest.raises(ValueError, match=message):
+        PolarBertForSequenceClassification(config)(**inputs, labels=labels)
+
+
+def test_target_statistics_must_match_num_labels(tester):
+    config, _ = sequence_config_and_labels(tester, "regression", target_mean=[1.0])
+    with pytest.raises(ValueError, match="need num_labels=2 values"):
+        PolarBertForSequenceClassification(config)
+    with pytest.raises(ValueError, match="target_std must be positive"):
+        tester.get_config(target_std=[0.0])
+
+
+@pytest.mark.parametrize("model_class", [PolarBertModel, PolarBertForMaskedDOM, PolarBertForDirection,
+                                         PolarBertForSequenceClassification])
 def test_save_and_load_give_bit_identical_outputs(tester, tmp_path, model_class):
-    config = tester.get_config(use_dom_positions=True, direction_loss="vmf")
+    config = tester.get_config(use_dom_positions=True, direction_loss="vmf", **SEQUENCE_TASKS["regression"][0])
     model = model_class(config).eval()
     inputs = backbone_inputs(tester.prepare_inputs(config))
     model.save_pretrained(tmp_path)
@@ -280,31 +381,45 @@ def test_auto_classes_resolve(tester, tmp_path):
     config = tester.get_config()
     PolarBertForDirection(config).save_pretrained(tmp_path / "direction")
     PolarBertForMaskedDOM(config).save_pretrained(tmp_path / "masked")
+    PolarBertForSequenceClassification(tester.get_config(**SEQUENCE_TASKS["single_label_classification"][0])
+                                       ).save_pretrained(tmp_path / "classifier")
     assert isinstance(AutoConfig.from_pretrained(tmp_path / "masked"), PolarBertConfig)
     assert type(AutoModel.from_pretrained(tmp_path / "masked")) is PolarBertModel
     assert type(AutoModel.from_pretrained(tmp_path / "direction")) is PolarBertModel
     assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "masked")) is PolarBertForMaskedDOM
-    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path / "direction")) is PolarBertForDirection
-    saved = json.loads((tmp_path / "direction" / "config.json").read_text())
-    assert saved["model_type"] == "polarbert"
-    assert {"AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"} <= saved["auto_map"].keys()
-    assert {"modeling_polarbert.py", "configuration_polarbert.py"} <= set(os.listdir(tmp_path / "direction"))
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "classifier")
+    assert type(classifier) is PolarBertForSequenceClassification and classifier.config.id2label[2] == "c"
+    for folder in ("direction", "masked", "classifier"):
+        saved = json.loads((tmp_path / folder / "config.json").read_text())
+        assert saved["model_type"] == "polarbert"
+        # Every folder names the same classes, whichever was saved: direction has no Auto class of its own.
+        assert saved["auto_map"]["AutoModelForSequenceClassification"] == \
+            "modeling_polarbert.PolarBertForSequenceClassification", folder
+        assert "PolarBertForDirection" not in json.dumps(saved["auto_map"])
+        assert {"modeling_polarbert.py", "configuration_polarbert.py"} <= set(os.listdir(tmp_path / folder)), folder
 
 
 REMOTE_CODE_SCRIPT = textwrap.dedent(
     """
-    import sys
+    import json, os, sys
     sys.modules["modeling_polarbert"] = None  # the installed package must not be importable here
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
-    folder = sys.argv[1]
-    backbone = AutoModel.from_pretrained(folder, trust_remote_code=True)
-    direction = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+    direction_folder, regression_folder = sys.argv[1], sys.argv[2]
+    backbone = AutoModel.from_pretrained(direction_folder, trust_remote_code=True)
     assert type(backbone).__module__.startswith("transformers_modules"), type(backbone).__module__
+    # Direction has no Auto class: the class named in the folder's code, as the README says.
+    direction_class = get_class_from_dynamic_module("modeling_polarbert.PolarBertForDirection", direction_folder)
+    direction = direction_class.from_pretrained(direction_folder).eval()
+    regression = AutoModelForSequenceClassification.from_pretrained(regression_folder, trust_remote_code=True).eval()
     assert type(backbone).__name__ == "PolarBertModel" and type(direction).__name__ == "PolarBertForDirection"
-    inputs = torch.load(sys.argv[2])
+    assert type(regression).__name__ == "PolarBertForSequenceClassification", type(regression)
+    # A remote-code model saved again is a complete folder too (the class has no Auto class registration here).
+    direction.save_pretrained(os.path.join(direction_folder, "again"))
+    inputs = torch.load(sys.argv[3])
     with torch.no_grad():
-        print(direction(**inputs).direction.tolist())
+        print(json.dumps([direction(**inputs).direction.tolist(), regression(**inputs).logits.tolist()]))
     """
 )
 
@@ -313,19 +428,25 @@ def test_remote_code_round_trip_without_the_package(tester, tmp_path):
     config = tester.get_config(use_dom_positions=True)
     model = PolarBertForDirection(config).eval()
     model.save_pretrained(tmp_path / "model")
+    regression = PolarBertForSequenceClassification(tester.get_config(**SEQUENCE_TASKS["regression"][0])).eval()
+    regression.save_pretrained(tmp_path / "regression")
     inputs = backbone_inputs(tester.prepare_inputs(config))
     torch.save(inputs, tmp_path / "inputs.pt")
     (tmp_path / "check.py").write_text(REMOTE_CODE_SCRIPT)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
     result = subprocess.run(
-        [sys.executable, str(tmp_path / "check.py"), str(tmp_path / "model"), str(tmp_path / "inputs.pt")],
+        [sys.executable, str(tmp_path / "check.py"), str(tmp_path / "model"), str(tmp_path / "regression"),
+         str(tmp_path / "inputs.pt")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    remote_direction, remote_logits = json.loads(result.stdout.strip().splitlines()[-1])
     with torch.no_grad():
-        expected = model(**inputs).direction
-    remote = torch.tensor(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert torch.allclose(remote, expected, atol=1e-6)
+        assert torch.allclose(torch.tensor(remote_direction), model(**inputs).direction, atol=1e-6)
+        # Regression logits in physical units: the target statistics came through the config.
+        assert torch.allclose(torch.tensor(remote_logits), regression(**inputs).logits, atol=1e-4)
+    assert {"modeling_polarbert.py", "configuration_polarbert.py", "config.json"} <= set(
+        os.listdir(tmp_path / "model" / "again"))
 
 
 def test_direction_model_takes_the_pretrained_backbone(tester, tmp_path):

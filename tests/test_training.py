@@ -178,6 +178,62 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
                            load_file(tmp_path / "from_pretrained" / "model.safetensors")["direction_head.0.weight"])
 
 
+def test_finetune_regression_and_classification_from_the_same_pretrained_folder(simulated, tmp_path):
+    import datasets
+
+    run_pretrain(tmp_path / "pretrained", simulated / "prepared", "--max_steps", "2")
+    args = [str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+            "--eval_dataset", str(simulated / "prepared"), "--max_train_events", "400", "--max_eval_events", "100",
+            "--model_name_or_path", str(tmp_path / "pretrained"), "--max_steps", "3", "--save_strategy", "no",
+            "--eval_strategy", "no"]
+    energy = run_finetuning([*args, "--output_dir", str(tmp_path / "energy"), "--task", "regression",
+                            "--label_columns", "log10:energy,vertex_z"])
+    assert {"eval_log10_energy_resolution", "eval_log10_energy_bias", "eval_vertex_z_resolution"} <= energy.keys()
+    config = json.loads((tmp_path / "energy" / "config.json").read_text())
+    assert config["architectures"] == ["PolarBertForSequenceClassification"]
+    assert config["problem_type"] == "regression" and config["label_columns"] == ["log10:energy", "vertex_z"]
+    assert config["id2label"] == {"0": "log10:energy", "1": "vertex_z"}
+    # The standardisation is that of the training events (the first 400).
+    train = datasets.load_from_disk(str(simulated / "prepared")).select(range(400))
+    np.testing.assert_allclose(config["target_mean"], [np.mean(np.log10(train["energy"])), np.mean(train["vertex_z"])])
+    np.testing.assert_allclose(config["target_std"], [np.std(np.log10(train["energy"])), np.std(train["vertex_z"])])
+    pretrained = load_file(tmp_path / "pretrained" / "model.safetensors")
+    tuned = load_file(tmp_path / "energy" / "model.safetensors")
+    name = "polarbert.embeddings.dom_embeddings.weight"
+    assert (tuned[name] - pretrained[name]).abs().max() < 0.05  # started from the pretrained backbone
+
+    track = run_finetuning([*args, "--output_dir", str(tmp_path / "track"), "--task", "classification",
+                           "--label_columns", "is_track"])
+    assert 0 <= track["eval_accuracy"] <= 1 and 0 <= track["eval_roc_auc"] <= 1
+    config = json.loads((tmp_path / "track" / "config.json").read_text())
+    assert config["problem_type"] == "single_label_classification"
+    assert config["id2label"] == {"0": "False", "1": "True"} and config["label2id"] == {"False": 0, "True": 1}
+    with pytest.raises(ValueError, match="needs --label_columns"):
+        run_finetuning([*args, "--output_dir", str(tmp_path / "x"), "--task", "regression"])
+    with pytest.raises(ValueError, match="--task must be one of"):
+        run_finetuning([*args, "--output_dir", str(tmp_path / "x"), "--task", "energy"])
+
+
+def test_finetune_checks_the_label_columns_before_training(simulated, tmp_path):
+    import datasets
+
+    dataset = datasets.load_from_disk(str(simulated / "prepared"))
+    first_below = int(np.asarray(dataset["event_id"])[np.flatnonzero(np.asarray(dataset["vertex_z"]) <= 0)[0]])
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/finetune.py"), str(ROOT / "configs/finetune_tiny.yaml"),
+         "--train_dataset", str(simulated / "prepared"), "--eval_dataset", str(simulated / "prepared"),
+         "--task", "regression", "--label_columns", "log10:energy,log10:vertex_z", "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"column 'vertex_z' must be positive for 'log10:vertex_z'; event_id {first_below} has" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+    with pytest.raises(ValueError, match=r"no column 'flavour' for the labels"):
+        run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+                       "--eval_dataset", str(simulated / "prepared"), "--task", "classification",
+                       "--label_columns", "flavour", "--output_dir", str(tmp_path / "out")])
+
+
 def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
     # A folder that is not a PolarBERT model.
     (tmp_path / "bert").mkdir()
@@ -212,9 +268,11 @@ REMOTE_LOAD = textwrap.dedent(
     """
     import sys
     sys.modules["modeling_polarbert"] = None  # a clean process: the installed package cannot be imported
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModel
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
     backbone = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
-    direction = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
+    direction = get_class_from_dynamic_module("modeling_polarbert.PolarBertForDirection", sys.argv[1])
+    direction = direction.from_pretrained(sys.argv[1])
     print(type(backbone).__name__, type(direction).__name__)
     """
 )
