@@ -26,27 +26,31 @@ def load_direction_model(path: str, device: str | torch.device | None = None) ->
     task), missing or unreadable weights, a saved feature extractor that disagrees with the model's config."""
     finetune = (f"Fine-tune a direction model first: python scripts/finetune.py configs/finetune_tiny.yaml "
                 f"--model_name_or_path {path} --output_dir DIRECTION_MODEL")
-    return load_fine_tuned(path, PolarBertForDirection, "direction_head.", finetune, device)
+    return load_fine_tuned(path, PolarBertForDirection, "direction", "direction_head", finetune, device)
 
 
 def load_sequence_model(path: str, device: str | torch.device | None = None) -> PolarBertForSequenceClassification:
     """A fine-tuned PolarBertForSequenceClassification in eval mode, with the refusals of `load_direction_model`."""
     finetune = (f"Fine-tune one first: python scripts/finetune.py configs/finetune_tiny.yaml --model_name_or_path "
                 f"{path} --task regression --label_columns log10:energy --output_dir TASK_MODEL")
-    return load_fine_tuned(path, PolarBertForSequenceClassification, "classifier.", finetune, device)
+    return load_fine_tuned(path, PolarBertForSequenceClassification, "regression/classification", "classifier",
+                           finetune, device)
 
 
-def load_fine_tuned(path: str, model_class, head_prefix: str, finetune: str, device=None):
-    """`model_class` from `path` in eval mode, after checking that the folder holds that class with its trained head
-    (`head_prefix` tensors) and every weight."""
+def load_fine_tuned(path: str, model_class, task: str, head: str, finetune: str, device=None):
+    """`model_class` from `path` in eval mode, after checking that the folder holds that class (a `task` model) with
+    its trained head (the module named `head`) and every weight; `finetune` says how to make one."""
     config = check_is_polarbert_folder(path)
     architectures = config.get("architectures") or []
     if architectures and model_class.__name__ not in architectures:
-        raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a {model_class.__name__}: "
-                         f"its head was never trained. {finetune}")
+        fine_tuned = {PolarBertForDirection.__name__, SEQUENCE_CLASS} & set(architectures)
+        if fine_tuned:
+            raise ValueError(f"{path} is a {fine_tuned.pop()}, fine-tuned for another task, not a {task} model")
+        raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a {task} model: its {task} "
+                         f"head was never trained. {finetune}")
     # Decided before loading, so that no load report about randomly initialised weights comes first.
-    if Path(path).is_dir() and not any(name.startswith(head_prefix) for name in safetensors_names(path)):
-        raise ValueError(f"{path}: its weights hold no {head_prefix}* tensors: the head was never trained. {finetune}")
+    if Path(path).is_dir() and not any(name.startswith(f"{head}.") for name in safetensors_names(path)):
+        raise ValueError(f"{path}: its weights hold no {head} tensors: the {task} head was never trained. {finetune}")
     model, loading_info = model_class.from_pretrained(path, output_loading_info=True)
     check_has_weights(path, loading_info["missing_keys"])
     if Path(path, FEATURE_EXTRACTOR_NAME).is_file():

@@ -37,7 +37,8 @@ def main(argv=None) -> dict:
     if (args.task == "direction") != (args.label_columns is None):
         parser.error("--label-columns goes with --task regression or classification, and only with them")
     results = run_study(args.out, args.data_dir, args.pretrain_events, sorted(args.labelled_sizes), args.eval_events,
-                        args.pretrain_args.split(), args.finetune_args.split(), args.task, args.label_columns)
+                        args.pretrain_args.split(), args.finetune_args.split(), task=args.task,
+                        label_columns=args.label_columns)
     print(results_table(results))
     return results
 

@@ -4,6 +4,7 @@ README's commands after the main job run as written (at a smaller size, on data 
 
 import argparse
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -263,3 +264,28 @@ def test_readme_commands_after_the_main_job_run_as_written(main_job_outputs):
     submission = pd.read_csv(run / "finetune_tiny" / "submission.csv")
     meta = pd.read_parquet(main_job_outputs / "data" / "quickstart" / "kaggle_test" / "test_meta.parquet")
     assert submission["event_id"].tolist() == meta["event_id"].tolist()
+
+
+def test_readme_task_commands_after_the_main_job_run_as_written(main_job_outputs):
+    from modeling_polarbert.cli import main as polarbert
+    from modeling_polarbert.training import run_finetuning, run_pretraining
+
+    # The quickstart's pretrained model, at a smaller size.
+    run_pretraining(["configs/pretrain_tiny.yaml", "--output_dir", "runs/quickstart/pretrained",
+                     *SMALLER["pretrain.py"]])
+    (block,) = [block for block in fenced_blocks((ROOT / "README.md").read_text()) if "--task regression" in block]
+    lines = [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    assert len(lines) == 4
+    for line in lines:
+        tokens = shlex.split(line)
+        if tokens[0] == "python":
+            assert run_finetuning([*tokens[2:], *SMALLER["finetune.py"]]) is not None, line
+        else:
+            assert polarbert(tokens[1:]) == 0, line
+    run = main_job_outputs / "runs"
+    for folder, problem_type, key in (("energy", "regression", "regression"),
+                                      ("track", "single_label_classification", "classification")):
+        config = json.loads((run / folder / "config.json").read_text())
+        assert config["architectures"] == ["PolarBertForSequenceClassification"]
+        assert config["problem_type"] == problem_type
+        assert key in json.loads((run / folder / "report" / "metrics.json").read_text())

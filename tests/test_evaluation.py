@@ -187,5 +187,5 @@ def test_evaluate_refuses_a_dataset_without_the_label_column(prepared, tmp_path)
         evaluate_model(str(tmp_path / "model"), str(prepared / "eval"), str(tmp_path / "report"), progress=False)
     assert not (tmp_path / "report").exists()
     # Nor is it taken for a direction model by `polarbert predict`.
-    with pytest.raises(ValueError, match="is a PolarBertForSequenceClassification"):
+    with pytest.raises(ValueError, match="is a PolarBertForSequenceClassification, fine-tuned for another task"):
         load_direction_model(str(tmp_path / "model"))

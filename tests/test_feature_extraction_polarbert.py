@@ -257,7 +257,7 @@ HUB_USER_AFTER = textwrap.dedent(
                       "azimuth": azimuth.tolist(), "zenith": zenith.tolist()}))
     # A fresh model with DOM positions but no geometry beside the remote code fails loudly, not with NaNs.
     try:
-        AutoModelForSequenceClassification.from_config(model.config, trust_remote_code=True)
+        PolarBertForDirection(model.config)  # the class the card's snippet took from the remote code
     except FileNotFoundError as error:
         print("refused:", error)
     """

@@ -92,3 +92,30 @@ def test_quickstart_says_in_one_line_that_no_backbone_is_shipped(tmp_path, capsy
     (tmp_path / "backbone").mkdir()
     (tmp_path / "backbone" / "config.json").write_text("{}")
     assert quickstart.shipped_backbone(tmp_path / "backbone") == tmp_path / "backbone"
+
+
+def test_task_study_at_a_small_size_shares_the_pretraining_and_reports_against_the_baseline(tmp_path):
+    study = load_script("sample_efficiency")
+    common = ["--out", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--pretrain-events", "400",
+              "--labelled-sizes", "200", "--eval-events", "120", "--pretrain-args=--max_steps 3 --eval_events 50",
+              "--finetune-args=--max_steps 3 --eval_strategy no --save_strategy no"]
+    regression = study.main([*common, "--task", "regression", "--label-columns", "log10:energy"])
+    pretraining = (tmp_path / "runs" / "pretrained" / "model.safetensors").stat().st_mtime_ns
+    classification = study.main([*common, "--task", "classification", "--label-columns", "is_track"])
+    # One pretraining serves both tasks; each task's runs, reports and results have their own names.
+    assert (tmp_path / "runs" / "pretrained" / "model.safetensors").stat().st_mtime_ns == pretraining
+    for stem, results in (("log10_energy", regression), ("is_track", classification)):
+        for start in ("pretrained", "scratch"):
+            assert (tmp_path / "runs" / f"{stem}_{start}_200" / "model.safetensors").is_file()
+        assert json.loads((tmp_path / "runs" / f"results_{stem}.json").read_text()) == results
+        assert (tmp_path / "runs" / f"sample_efficiency_{stem}.png").stat().st_size > 0
+    # The figures are those evaluate wrote for each model, with the baseline beside them.
+    energy = json.loads((tmp_path / "runs" / "report_log10_energy_pretrained_200" / "metrics.json").read_text())
+    figures = regression["rows"][0]["figures"]["resolution log10:energy"]
+    assert figures["pretrained"] == energy["regression"]["log10:energy"]["overall"]["model"]["resolution"]
+    assert figures["baseline"] == energy["regression"]["log10:energy"]["overall"]["baseline"]["resolution"]
+    track = json.loads((tmp_path / "runs" / "report_is_track_scratch_200" / "metrics.json").read_text())
+    assert classification["rows"][0]["figures"]["roc_auc is_track"]["scratch"] == track["classification"]["model"]["roc_auc"]
+    assert classification["rows"][0]["figures"]["roc_auc is_track"]["baseline"] == 0.5  # the majority class
+    table = (tmp_path / "runs" / "results_is_track.md").read_text()
+    assert table.startswith("| labelled events | figure | pretrained | from scratch | baseline |")

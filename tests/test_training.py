@@ -163,10 +163,11 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
     assert (tuned - start).abs().mean() < (scratch - start).abs().mean()
     card = (tmp_path / "from_pretrained" / "README.md").read_text()
     assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
-    assert "AutoModelForSequenceClassification.from_pretrained" in card  # the card's snippet to directions
-    # A pretraining card shows the backbone, and says its direction head is untrained.
+    # The card's snippet to directions: no Auto class for it, so the class by name from the remote code.
+    assert 'get_class_from_dynamic_module("modeling_polarbert.PolarBertForDirection"' in card
+    # A pretraining card shows the backbone, and says it has no trained head.
     pretrained_card = (tmp_path / "pretrained" / "README.md").read_text()
-    assert "direction head has not been trained" in pretrained_card
+    assert "it has no trained head" in pretrained_card
     assert "AutoModelForSequenceClassification" not in pretrained_card
 
     run_finetuning([*args, "--output_dir", str(tmp_path / "frozen"), "--freeze_backbone", "true"])
