@@ -6,7 +6,7 @@ import pytest
 
 from modeling_polarbert import cli
 from modeling_polarbert.geometry import load_sensor_geometry
-from modeling_polarbert.linefit import FALLBACK_DIRECTION, line_fit, linefit_kaggle_dir
+from modeling_polarbert.linefit import FALLBACK_DIRECTION, line_fit, line_fit_velocity, linefit_kaggle_dir
 from modeling_polarbert.numpy_directions import angles_to_unit_vector, opening_angle, unit_vector_to_angles
 from modeling_polarbert.simulation import simulate_events, simulate_kaggle_dir
 
@@ -33,6 +33,24 @@ def test_noiseless_line_recovers_direction_to_1e_3_rad():
     direction = line_fit(*_flatten(events), geometry=geometry)
     assert np.max(opening_angle(came_from, direction)) < 1e-3
     np.testing.assert_allclose(np.linalg.norm(direction, axis=1), 1.0)
+
+
+def test_fitted_speed_is_that_of_a_track_and_slower_for_a_cascade():
+    rng = np.random.default_rng(1)
+    geometry = np.zeros((5160, 3))
+    # A track: hits on a line at 0.3 m/ns. A cascade: light spreading from a point at 0.22 m/ns (c in ice), hit
+    # on a sphere around it: no single direction of travel, so the fitted front is far slower.
+    times = np.sort(rng.uniform(0, 2000, 40))
+    geometry[:40] = np.array([0.0, 0.0, 0.3]) * times[:, None]
+    radii = rng.uniform(20, 200, 40)
+    directions = rng.normal(size=(40, 3))
+    geometry[40:80] = directions / np.linalg.norm(directions, axis=1, keepdims=True) * radii[:, None]
+    events = [(np.arange(40), times, np.ones(40), np.zeros(40, bool)),
+              (np.arange(40, 80), radii / 0.22, np.ones(40), np.zeros(40, bool)),
+              ([5], [100.0], [1.0], [False])]  # one pulse: nothing to fit
+    speed = np.linalg.norm(line_fit_velocity(*_flatten(events), geometry=geometry), axis=1)
+    np.testing.assert_allclose(speed[0], 0.3, rtol=1e-9)
+    assert speed[1] < 0.1 and speed[2] == 0.0
 
 
 def test_down_going_muon_along_a_string_gives_zenith_near_zero():
