@@ -230,7 +230,7 @@ def plot_task_results(results: dict, sizes: list[int], path: Path, plt) -> None:
         values = [row["figures"][name] for row in results["rows"]]
         axis.plot(sizes, [v["pretrained"] for v in values], "o-", label="PolarBERT, pretrained")
         axis.plot(sizes, [v["scratch"] for v in values], "s-", label="same model, from scratch")
-        axis.plot(sizes, [v["baseline"] for v in values], "^--", label="baseline")
+        axis.plot(sizes, [v["baseline"] for v in values], "^--", label=f"baseline: {results['baseline']['kind']}")
         axis.set_xscale("log")
         axis.set(xlabel="labelled events for fine-tuning", ylabel=name, title=name)
     axes[0][0].legend(fontsize=8)

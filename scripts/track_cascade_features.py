@@ -9,7 +9,8 @@ For each event of a prepared dataset with an `is_track` column: the LineFit spee
 the detector near the speed of light; light spreading from a cascade's point fits a slower front), the
 charge-weighted spatial extent of the primary pulses, and log10 of the total charge. Each feature's ROC AUC on
 its own (oriented so that AUC >= 0.5), with `--models` the fine-tuned classifiers' beside them, go to
-features.json and roc_features.png.
+features.json and roc_features.png. For each model also its AUC when every event gets the time features of
+another event (the next one in the batch, where both have pulses): how much the classifier relies on timing.
 """
 
 import argparse
@@ -17,8 +18,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from modeling_polarbert.collators import as_training_dataset
+from modeling_polarbert.collators import PolarBertSequenceClassificationCollator, as_training_dataset
 from modeling_polarbert.geometry import load_sensor_geometry
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
@@ -52,6 +54,26 @@ def oriented_auc(is_track: np.ndarray, scores: np.ndarray) -> tuple[float, float
     return (auc, 1.0) if auc >= 0.5 else (1.0 - auc, -1.0)
 
 
+@torch.no_grad()
+def auc_with_time_of_other_events(model, dataset, is_track: np.ndarray, batch_size: int = 256) -> float:
+    """ROC AUC of an is_track classifier when each event's time features come from the next event of its batch
+    (the pulses keep their DOMs and charges; where only one of the two has a pulse, its own time stays)."""
+    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True)
+    events = as_training_dataset(dataset)
+    time_columns = [0] + ([3] if model.config.event_time_reference else [])  # time, and time within the event
+    probabilities = []
+    for start in range(0, len(dataset), batch_size):
+        batch = collator(events.__getitems__(np.arange(start, min(start + batch_size, len(dataset)))))
+        features, mask = batch["features"].clone(), batch["attention_mask"].bool()
+        both = mask & torch.roll(mask, 1, dims=0)
+        for column in time_columns:
+            features[..., column] = torch.where(both, torch.roll(batch["features"][..., column], 1, dims=0),
+                                                features[..., column])
+        logits = model(dom_ids=batch["dom_ids"], features=features, attention_mask=batch["attention_mask"]).logits
+        probabilities.append(class_probabilities(logits.numpy(), model.config.problem_type))
+    return roc_auc(is_track, np.concatenate(probabilities)[:, model.config.label2id["True"]])
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="a prepared dataset with an is_track column")
@@ -65,6 +87,7 @@ def main(argv=None) -> dict:
     is_track = np.asarray(dataset.with_format("numpy")["is_track"], dtype=bool)
     pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
     scores = {name: (values, *oriented_auc(is_track, values)) for name, values in physics_features(pulses).items()}
+    time_swapped = {}
     for path in args.models:
         model = load_sequence_model(path, "cpu")
         if model.config.label_columns != ["is_track"]:
@@ -72,17 +95,20 @@ def main(argv=None) -> dict:
         probability = class_probabilities(predict_sequence_logits(model, dataset, progress=False),
                                           model.config.problem_type)[:, model.config.label2id["True"]]
         scores[f"PolarBERT {Path(path).name}"] = (probability, roc_auc(is_track, probability), 1.0)
+        time_swapped[f"PolarBERT {Path(path).name}"] = auc_with_time_of_other_events(model, dataset, is_track)
 
     results = {"dataset": args.dataset, "events": len(dataset), "track_fraction": float(is_track.mean()),
                "roc_auc": {name: auc for name, (_, auc, _) in scores.items()},
                "orientation": {name: "higher = track" if sign > 0 else "lower = track"
-                               for name, (_, _, sign) in scores.items()}}
+                               for name, (_, _, sign) in scores.items()},
+               "roc_auc_with_the_time_of_other_events": time_swapped}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "features.json").write_text(json.dumps(results, indent=2))
     plot_roc(scores, is_track, args.out / "roc_features.png")
-    print("| score | ROC AUC | orientation |\n|---|---|---|")
+    print("| score | ROC AUC | orientation | ROC AUC, time of other events |\n|---|---|---|---|")
     for name, auc in results["roc_auc"].items():
-        print(f"| {name} | {auc:.3f} | {results['orientation'][name]} |")
+        swapped = f"{time_swapped[name]:.3f}" if name in time_swapped else "-"
+        print(f"| {name} | {auc:.3f} | {results['orientation'][name]} | {swapped} |")
     print(f"{len(dataset):,} events, {results['track_fraction']:.1%} tracks; table and plot in {args.out}")
     return results
 

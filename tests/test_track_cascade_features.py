@@ -51,3 +51,26 @@ def test_a_dataset_without_is_track_is_refused(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         load_script().main([str(folder), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and not (tmp_path / "out").exists()
+
+
+def test_time_swap_changes_only_the_time_features(simulated, tmp_path):
+    import torch
+
+    from modeling_polarbert import PolarBertConfig, PolarBertForSequenceClassification
+    from modeling_polarbert.prediction import predict_sequence_logits
+    from modeling_polarbert.task_metrics import class_probabilities
+
+    torch.manual_seed(0)
+    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             use_dom_positions=True, event_time_reference="charge_weighted_mean",
+                             problem_type="single_label_classification", label_columns=["is_track"],
+                             id2label={0: "False", 1: "True"}, label2id={"False": 0, "True": 1})
+    model = PolarBertForSequenceClassification(config).eval()
+    dataset = load_prepared_dataset(str(simulated / "prepared")).select(range(200))
+    is_track = np.asarray(dataset["is_track"], dtype=bool)
+    own = roc_auc(is_track, class_probabilities(predict_sequence_logits(model, dataset, progress=False),
+                                                config.problem_type)[:, 1])
+    script = load_script()
+    # A batch of one event has no other event to take times from: the model's own AUC, to rounding.
+    assert script.auc_with_time_of_other_events(model, dataset, is_track, batch_size=1) == pytest.approx(own, abs=1e-6)
+    assert script.auc_with_time_of_other_events(model, dataset, is_track) != pytest.approx(own, abs=1e-3)
