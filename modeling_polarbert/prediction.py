@@ -101,7 +101,7 @@ def predict_directions(
 def event_loader(dataset, collator, batch_size: int, all_pulses: bool, num_workers: int = 0,
                  device: torch.device | None = None) -> tuple[DataLoader, np.ndarray]:
     """A DataLoader over a dataset's events and the order it visits them in (dataset positions)."""
-    events = as_training_dataset(dataset, getattr(collator, "columns", ()))
+    events = as_training_dataset(dataset)  # no label columns: predictions need none, a test split has none
     if all_pulses:
         # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
         # pad a whole batch to its length.

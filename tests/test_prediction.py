@@ -12,10 +12,12 @@ from modeling_polarbert import (
     PolarBertFeatureExtractor,
     PolarBertForDirection,
     PolarBertForMaskedDOM,
+    PolarBertForSequenceClassification,
     PolarBertModel,
 )
 from modeling_polarbert.cli import main as polarbert_cli
-from modeling_polarbert.prediction import predict_directions, predict_kaggle_dir
+from modeling_polarbert.loading import load_prepared_dataset
+from modeling_polarbert.prediction import predict_directions, predict_kaggle_dir, predict_sequence_logits
 
 
 def test_every_pulse_prediction_is_batched_by_length_yet_returned_in_dataset_order(simulated, tmp_path):
@@ -114,3 +116,14 @@ def test_predict_refuses_a_saved_feature_extractor_that_disagrees_with_the_model
     status, stderr = run_cli_on_model("predict", tmp_path / "model", simulated, tmp_path, capsys)
     assert status == 2 and "preprocessor_config.json and config.json disagree" in stderr
     assert "charge_scale: extractor 1.0, model config 3.0" in stderr
+
+
+def test_an_event_level_model_predicts_events_without_their_label_columns(simulated):
+    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             problem_type="regression", label_columns=["log10:energy"], id2label={0: "log10:energy"},
+                             label2id={"log10:energy": 0}, target_mean=[3.0], target_std=[0.7])
+    model = PolarBertForSequenceClassification(config).eval()
+    labelled = load_prepared_dataset(str(simulated / "prepared")).select(range(40))
+    unlabelled = labelled.remove_columns(["energy"])  # a test split: no truth
+    np.testing.assert_array_equal(predict_sequence_logits(model, unlabelled, batch_size=16, progress=False),
+                                  predict_sequence_logits(model, labelled, batch_size=16, progress=False))
