@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .evaluation import evaluate_model, file_name
+from .loading import load_prepared_dataset
 from .preparation import prepare_kaggle
 from .simulation import simulate_kaggle_dir
 from .training import run_finetuning, run_pretraining
@@ -31,12 +32,18 @@ METHODS = {"pretrained": "pretrained", "scratch": "from scratch", "backbone": "s
 
 
 def simulated_dataset(data_dir: Path, name: str, n_events: int, seed: int, split: str = "train") -> Path:
-    """Simulate a Kaggle-layout directory and prepare it, unless both already exist; return the prepared folder."""
+    """Simulate a Kaggle-layout directory and prepare it, unless both already exist; return the prepared folder.
+    A folder left by a run of another size is refused rather than reused (the study would silently measure other
+    events)."""
     kaggle_dir, prepared = data_dir / f"kaggle_{name}", data_dir / f"prepared_{name}"
     if not prepared.exists():
         if not (kaggle_dir / f"{split}_meta.parquet").exists():
             simulate_kaggle_dir(kaggle_dir, n_events=n_events, seed=seed, split=split, batch_size=50_000)
         prepare_kaggle(kaggle_dir, prepared, split=split, progress=False)
+    held = load_prepared_dataset(str(prepared), require_labels=False).num_rows
+    if held != n_events:
+        raise ValueError(f"{prepared} holds {held:,} events, not the {n_events:,} asked for: it was made by a run of "
+                         "another size; give another --data-dir or remove it")
     return prepared
 
 

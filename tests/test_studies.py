@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -119,3 +120,12 @@ def test_task_study_at_a_small_size_shares_the_pretraining_and_reports_against_t
     assert classification["rows"][0]["figures"]["roc_auc is_track"]["baseline"] == 0.5  # the majority class
     table = (tmp_path / "runs" / "results_is_track.md").read_text()
     assert table.startswith("| labelled events | figure | pretrained | from scratch | baseline |")
+
+
+def test_a_simulated_set_of_another_size_is_refused_not_reused(tmp_path):
+    from modeling_polarbert.studies import simulated_dataset
+
+    first = simulated_dataset(tmp_path, "eval", 30, seed=3)
+    assert simulated_dataset(tmp_path, "eval", 30, seed=3) == first  # resumed: the same folder
+    with pytest.raises(ValueError, match="holds 30 events, not the 40 asked for"):
+        simulated_dataset(tmp_path, "eval", 40, seed=3)
