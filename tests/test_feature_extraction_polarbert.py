@@ -307,3 +307,44 @@ def test_hub_user_without_the_package_gets_the_directions_of_polarbert_predict(t
                                atol=1e-5)
     refusal = next(line for line in lines if line.startswith("refused:"))
     assert "use_dom_positions=True needs the detector geometry" in refusal
+
+
+SEQUENCE_HUB_USER_AFTER = textwrap.dedent(
+    """
+    assert type(model).__name__ == "PolarBertForSequenceClassification", type(model)
+    print(json.dumps({"event_id": [int(e["event_id"]) for e in events], "logits": logits.tolist()}))
+    """
+)
+
+
+def test_hub_user_without_the_package_gets_the_energies_of_an_energy_model(simulated, tmp_path):
+    from modeling_polarbert.loading import load_prepared_dataset
+    from modeling_polarbert.prediction import load_sequence_model, predict_sequence_logits
+
+    run_finetuning([str(ROOT / "configs/finetune_tiny.yaml"), "--train_dataset", str(simulated / "prepared"),
+                    "--eval_dataset", str(simulated / "prepared"), "--max_eval_events", "20", "--max_steps", "2",
+                    "--output_dir", str(tmp_path / "model"), "--save_strategy", "no", "--eval_strategy", "no",
+                    "--task", "regression", "--label_columns", "log10:energy",
+                    "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,"
+                    "intermediate_size=64,max_pulses=24,event_time_reference=charge_weighted_mean"])
+    folder = tmp_path / "model"
+    events = edge_case_events(first_event_id=7001)
+    events = [events[4], events[0], events[5], *events[1:4], *events[6:]]  # two of the card's 3 are down-sampled
+    test_dir = write_kaggle_dir(tmp_path / "kaggle_test", {661: events}, split="test")
+    prepare_kaggle(test_dir, tmp_path / "prepared_test", split="test", progress=False)
+    test_set = load_prepared_dataset(str(tmp_path / "prepared_test"))
+    logits = predict_sequence_logits(load_sequence_model(str(folder), "cpu"), test_set, progress=False)
+    expected = dict(zip(test_set["event_id"], logits[:, 0]))
+
+    script = HUB_USER_BEFORE + card_snippet(folder, test_dir / "test" / "batch_661.parquet") + SEQUENCE_HUB_USER_AFTER
+    (tmp_path / "hub_user.py").write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "hub_user.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    assert remote["event_id"] == [event.event_id for event in events[:3]]
+    # log10(energy / GeV) in physical units: the target statistics travelled in config.json.
+    np.testing.assert_allclose(np.asarray(remote["logits"])[:, 0], [expected[i] for i in remote["event_id"]],
+                               atol=1e-5)
