@@ -13,6 +13,10 @@ batch of held-out events, what the network's output depends on:
 - `head_output_norm`, `head_bias_share`: the mean length of the head's raw 3-vector (before it is normalised), and
   the length of the last layer's bias over it. A share near 1: the bias alone sets the direction.
 
+`with_time_of_other_events` is the swap behind `time_sensitivity` (and behind the track/cascade script's time-swap
+AUC). `count_host_syncs` lists the ops of a step that would synchronise a GPU with the host (the benchmark and
+the tests hold the training step to none).
+
 `input_scales` measures, on a collated batch, the size of the parts that make up a pulse embedding, and how large
 the within-event time differences that a direction needs are next to the event-to-event offsets.
 """
@@ -74,14 +78,7 @@ def output_dependence(model, batch: dict[str, torch.Tensor]) -> dict[str, float]
     raw = model.direction_head(output.last_hidden_state[:, 0]).float()
     raw_norm = raw.norm(dim=-1).mean()
     direction = output.direction.float()
-    # The same pulses, with the time columns of another event (rolled by one in the batch), padded where shorter.
-    shuffled = inputs["features"].clone()
-    time_columns = [0] + ([3] if shuffled.shape[-1] > 3 else [])
-    rolled = torch.roll(inputs["features"], shifts=1, dims=0)
-    rolled_mask = torch.roll(inputs["attention_mask"], shifts=1, dims=0).bool()
-    both = inputs["attention_mask"].bool() & rolled_mask
-    for column in time_columns:
-        shuffled[..., column] = torch.where(both, rolled[..., column], shuffled[..., column])
+    shuffled = with_time_of_other_events(inputs["features"], inputs["attention_mask"])
     moved = model(inputs["dom_ids"], shuffled, inputs["attention_mask"]).direction.float()
     model.train(was_training)
     return {
@@ -92,6 +89,43 @@ def output_dependence(model, batch: dict[str, torch.Tensor]) -> dict[str, float]
         "head_output_norm": float(raw_norm),
         "head_bias_share": float(model.direction_head[-1].bias.float().norm() / raw_norm),
     }
+
+
+def with_time_of_other_events(features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """A padded batch's features with each event's time columns (time, and time within the event where there is
+    one) taken from the event before it in the batch (rolled by one), pulse by pulse; where only one of the two has
+    a pulse, its own time stays. DOMs, charges and flags are kept: what is left of the timing is another event's."""
+    shuffled = features.clone()
+    rolled = torch.roll(features, shifts=1, dims=0)
+    both = attention_mask.bool() & torch.roll(attention_mask, shifts=1, dims=0).bool()
+    for column in [0] + ([3] if features.shape[-1] > 3 else []):
+        shuffled[..., column] = torch.where(both, rolled[..., column], features[..., column])
+    return shuffled
+
+
+# Aten ops that need a value on the host (item/bool, boolean indexing, nonzero ...): each is a GPU->CPU
+# synchronisation on an accelerator. On the CPU they cost nothing, but they are the same calls.
+HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "_unique2", "unique_consecutive",
+                 "unique_dim", "repeat_interleave"}
+
+
+def count_host_syncs(step, batch) -> list[str]:
+    """The names of the host-sync ops (`HOST_SYNC_OPS`) that `step(batch)` calls, in call order."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in HOST_SYNC_OPS:
+                self.calls.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Counter() as counter:
+        step(batch)
+    return counter.calls
 
 
 @torch.no_grad()
@@ -174,4 +208,5 @@ def plot_diagnostics(runs: dict[str, str | Path], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "input_scales", "summarise", "plot_diagnostics"]
+__all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "with_time_of_other_events", "count_host_syncs",
+           "input_scales", "summarise", "plot_diagnostics"]

@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modeling_polarbert import PolarBertConfig, PolarBertForDirection, PolarBertForMaskedDOM  # noqa: E402
+from modeling_polarbert.diagnostics import count_host_syncs  # noqa: E402
 from modeling_polarbert.collators import (  # noqa: E402
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
@@ -554,29 +555,6 @@ def benchmark_reference(args, dataset, device, dtype) -> list:
 # --------------------------------------------------------------------------------------------------------------
 # Checks: no host sync in a training step; packed equals padded (forward and backward)
 # --------------------------------------------------------------------------------------------------------------
-
-
-HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "_unique2", "unique_consecutive",
-                 "unique_dim", "repeat_interleave"}
-
-
-def count_host_syncs(step, batch) -> list:
-    """The aten ops of `step(batch)` that read a value back to the host (on a GPU each is a synchronisation)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Counter(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.calls = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.overloadpacket.__name__ in HOST_SYNC_OPS:
-                self.calls.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
-
-    with Counter() as counter:
-        step(batch)
-    return counter.calls
 
 
 def check_no_host_sync(args, dataset, device, dtype, batching: str, attention: str) -> Result:

@@ -10,7 +10,7 @@ the detector near the speed of light; light spreading from a cascade's point fit
 charge-weighted spatial extent of the primary pulses, and log10 of the total charge. Each feature's ROC AUC on
 its own (oriented so that AUC >= 0.5), with `--models` the fine-tuned classifiers' beside them, go to
 features.json and roc_features.png. For each model also its AUC when every event gets the time features of
-another event (the next one in the batch, where both have pulses): how much the classifier relies on timing.
+another event (the one before it in the batch, where both have pulses): how much the classifier relies on timing.
 """
 
 import argparse
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from modeling_polarbert.collators import PolarBertSequenceClassificationCollator, as_training_dataset
+from modeling_polarbert.diagnostics import with_time_of_other_events
 from modeling_polarbert.geometry import load_sensor_geometry
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
@@ -45,7 +46,7 @@ def physics_features(pulses: dict) -> dict[str, np.ndarray]:
     centre = np.stack([per_event(weight * xyz[:, k]) for k in range(3)], axis=1) / total[:, None]
     extent = np.sqrt(per_event(weight * ((xyz - centre[event]) ** 2).sum(axis=1)) / total)
     return {"LineFit speed": np.linalg.norm(velocity, axis=1), "spatial extent": extent,
-            "log10 total charge": np.log10(per_event(charge))}
+            "log10 total charge": np.log10(per_event(charge))}  # float64: the collator's float32 would tie events
 
 
 def oriented_auc(is_track: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -56,19 +57,14 @@ def oriented_auc(is_track: np.ndarray, scores: np.ndarray) -> tuple[float, float
 
 @torch.no_grad()
 def auc_with_time_of_other_events(model, dataset, is_track: np.ndarray, batch_size: int = 256) -> float:
-    """ROC AUC of an is_track classifier when each event's time features come from the next event of its batch
+    """ROC AUC of an is_track classifier when each event's time features come from the event before it in its batch
     (the pulses keep their DOMs and charges; where only one of the two has a pulse, its own time stays)."""
     collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True)
     events = as_training_dataset(dataset)
-    time_columns = [0] + ([3] if model.config.event_time_reference else [])  # time, and time within the event
     probabilities = []
     for start in range(0, len(dataset), batch_size):
         batch = collator(events.__getitems__(np.arange(start, min(start + batch_size, len(dataset)))))
-        features, mask = batch["features"].clone(), batch["attention_mask"].bool()
-        both = mask & torch.roll(mask, 1, dims=0)
-        for column in time_columns:
-            features[..., column] = torch.where(both, torch.roll(batch["features"][..., column], 1, dims=0),
-                                                features[..., column])
+        features = with_time_of_other_events(batch["features"], batch["attention_mask"])
         logits = model(dom_ids=batch["dom_ids"], features=features, attention_mask=batch["attention_mask"]).logits
         probabilities.append(class_probabilities(logits.numpy(), model.config.problem_type))
     return roc_auc(is_track, np.concatenate(probabilities)[:, model.config.label2id["True"]])

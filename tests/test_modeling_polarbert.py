@@ -12,7 +12,6 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from modeling_polarbert import (
@@ -26,6 +25,7 @@ from modeling_polarbert import (
     unit_vector_to_angles,
 )
 from modeling_polarbert.collators import PolarBertDirectionCollator, PolarBertPretrainingCollator
+from modeling_polarbert.diagnostics import count_host_syncs
 from modeling_polarbert.modeling_polarbert import von_mises_fisher_nll
 
 PAPER_PARAMETERS = 8_000_000
@@ -646,28 +646,8 @@ def collator_rows(n_events=6, seed=0, lengths=None):
     } for i, n in enumerate(lengths)]
 
 
-HOST_SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "_unique2", "unique_consecutive",
-                 "unique_dim", "repeat_interleave"}
-
-
-class CountHostSyncs(TorchDispatchMode):
-    """Counts the aten ops that need a value on the host (item/bool, boolean indexing, nonzero ...): each is a
-    GPU->CPU synchronisation on an accelerator. On the CPU they cost nothing, but they are the same calls."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket.__name__ in HOST_SYNC_OPS:
-            self.calls.append(func.overloadpacket.__name__)
-        return func(*args, **(kwargs or {}))
-
-
 def host_syncs_of_a_step(model, batch) -> list[str]:
-    with CountHostSyncs() as counter:
-        model(**batch).loss.backward()
-    return counter.calls
+    return count_host_syncs(lambda inputs: model(**inputs).loss.backward(), batch)
 
 
 @pytest.mark.parametrize("pack_length", [None, 160])
