@@ -24,7 +24,7 @@ from .linefit import line_fit
 from .loading import check_is_polarbert_folder, load_prepared_dataset
 from .numpy_directions import angles_to_unit_vector, opening_angle
 from .prediction import (
-    is_sequence_model,
+    SEQUENCE_CLASS,
     load_direction_model,
     load_sequence_model,
     predict_directions,
@@ -159,8 +159,7 @@ def evaluate_model(
     """Evaluate a fine-tuned folder on a labelled prepared dataset; write metrics.json and plots. A
     PolarBertForSequenceClassification goes to `evaluate_sequence_model` (`train_dataset`: where its baseline is
     fitted); anything else is evaluated as a direction model."""
-    check_is_polarbert_folder(model_path)
-    if is_sequence_model(model_path):
+    if SEQUENCE_CLASS in (check_is_polarbert_folder(model_path).get("architectures") or []):
         return evaluate_sequence_model(model_path, dataset_path, out_dir, batch_size, max_events, all_pulses,
                                        progress, train_dataset)
     if train_dataset is not None:

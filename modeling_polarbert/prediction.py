@@ -59,11 +59,6 @@ def load_fine_tuned(path: str, model_class, task: str, head: str, finetune: str,
     return model.to(device).eval()
 
 
-def is_sequence_model(path: str) -> bool:
-    """Whether a saved folder holds a PolarBertForSequenceClassification (its config's `architectures` say so)."""
-    return SEQUENCE_CLASS in (check_is_polarbert_folder(path).get("architectures") or [])
-
-
 def check_has_weights(path, missing) -> None:
     if missing:
         missing = sorted(missing)

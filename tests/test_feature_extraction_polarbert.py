@@ -271,6 +271,17 @@ def card_snippet(folder: Path, batch_file: Path) -> str:
     return code.replace('"test/batch_661.parquet"', repr(str(batch_file)))
 
 
+def run_as_hub_user(script: str, tmp_path: Path) -> list[str]:
+    """Run `script` in a clean offline process (the package blocked by HUB_USER_BEFORE); its stdout lines."""
+    (tmp_path / "hub_user.py").write_text(script)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "hub_user.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()
+
+
 def test_hub_user_without_the_package_gets_the_directions_of_polarbert_predict(tmp_path):
     train = write_kaggle_dir(tmp_path / "kaggle", random_batches(n_batches=1, events_per_batch=120, seed=4))
     prepare_kaggle(train, tmp_path / "prepared", progress=False)
@@ -291,13 +302,7 @@ def test_hub_user_without_the_package_gets_the_directions_of_polarbert_predict(t
     submission = pd.read_csv(tmp_path / "submission.csv").set_index("event_id")
 
     script = HUB_USER_BEFORE + card_snippet(folder, test_dir / "test" / "batch_661.parquet") + HUB_USER_AFTER
-    (tmp_path / "hub_user.py").write_text(script)
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "hub_user.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    lines = run_as_hub_user(script, tmp_path)
     remote = json.loads(next(line for line in lines if line.startswith("{")))
     assert remote["event_id"] == [event.event_id for event in events[:3]]
     expected = submission.loc[remote["event_id"]]
@@ -337,13 +342,7 @@ def test_hub_user_without_the_package_gets_the_energies_of_an_energy_model(simul
     expected = dict(zip(test_set["event_id"], logits[:, 0]))
 
     script = HUB_USER_BEFORE + card_snippet(folder, test_dir / "test" / "batch_661.parquet") + SEQUENCE_HUB_USER_AFTER
-    (tmp_path / "hub_user.py").write_text(script)
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "hub_user.py")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules")),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    remote = json.loads(next(line for line in run_as_hub_user(script, tmp_path) if line.startswith("{")))
     assert remote["event_id"] == [event.event_id for event in events[:3]]
     # log10(energy / GeV) in physical units: the target statistics travelled in config.json.
     np.testing.assert_allclose(np.asarray(remote["logits"])[:, 0], [expected[i] for i in remote["event_id"]],
