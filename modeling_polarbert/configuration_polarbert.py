@@ -8,6 +8,7 @@ from transformers import PretrainedConfig
 
 DIRECTION_LOSSES = ("angle", "vmf", "angle+vmf")
 EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
+EVENT_POSITION_REFERENCES = (None, "charge_weighted_mean")
 
 
 class PolarBertConfig(PretrainedConfig):
@@ -81,6 +82,17 @@ class PolarBertConfig(PretrainedConfig):
             Add a learned linear embedding of the DOM's scaled (x, y, z) to every pulse. The model then carries the
             detector geometry as a buffer saved with its weights. The paper needed positions to train from scratch
             on small labelled sets.
+        event_position_reference (`str`, *optional*):
+            With `use_dom_positions`, also embed each pulse's DOM position relative to the event's reference point,
+            `(xyz - xyz_event) / event_position_scale`, where `xyz_event` is the charge-weighted mean position of
+            the event's visible primary (HLC) pulses (`"charge_weighted_mean"`; all its visible pulses when it has no
+            primary one). `None` (the paper): absolute positions only. A direction lies in the correlation of
+            `xyz - xyz_event` with `time - t_event`, which absolute coordinates bury under the event's place in the
+            detector (docs/results.md, centred inputs). The model computes it from the DOM ids, so a masked pulse
+            neither counts in the reference point nor gets a relative position (no leak in pretraining); it reads
+            each pulse's charge and primary flag from `features` through `charge_scale` and `auxiliary_offset`.
+        event_position_scale (`float`, *optional*, defaults to 200.0):
+            See `event_position_reference` (m): about the size of an event's light cloud in the ice.
         direction_head_hidden_size (`int`, *optional*):
             Hidden width of the direction MLP head; defaults to `4 * hidden_size` as in the paper.
         zero_init_direction_head (`bool`, *optional*, defaults to `False`):
@@ -152,6 +164,8 @@ class PolarBertConfig(PretrainedConfig):
         event_time_scale: float = 1000.0,
         position_scale: float = 500.0,
         use_dom_positions: bool = False,
+        event_position_reference: str | None = None,
+        event_position_scale: float = 200.0,
         direction_head_hidden_size: int | None = None,
         zero_init_direction_head: bool = False,
         direction_loss: str = "angle",
@@ -173,6 +187,12 @@ class PolarBertConfig(PretrainedConfig):
             raise ValueError(f"direction_loss must be one of {DIRECTION_LOSSES}, got {direction_loss!r}")
         if event_time_reference not in EVENT_TIME_REFERENCES:
             raise ValueError(f"event_time_reference must be one of {EVENT_TIME_REFERENCES}, got {event_time_reference!r}")
+        if event_position_reference not in EVENT_POSITION_REFERENCES:
+            raise ValueError(
+                f"event_position_reference must be one of {EVENT_POSITION_REFERENCES}, got {event_position_reference!r}"
+            )
+        if event_position_reference is not None and not use_dom_positions:
+            raise ValueError("event_position_reference needs use_dom_positions=True (the model's detector geometry)")
         if not 0.0 <= mask_ratio <= 1.0:
             raise ValueError(f"mask_ratio must lie in [0, 1], got {mask_ratio}")
         if target_std is not None and not all(std > 0 for std in target_std):
@@ -198,6 +218,8 @@ class PolarBertConfig(PretrainedConfig):
         self.event_time_scale = event_time_scale
         self.position_scale = position_scale
         self.use_dom_positions = use_dom_positions
+        self.event_position_reference = event_position_reference
+        self.event_position_scale = event_position_scale
         self.direction_head_hidden_size = direction_head_hidden_size or 4 * hidden_size
         self.zero_init_direction_head = zero_init_direction_head
         self.direction_loss = direction_loss

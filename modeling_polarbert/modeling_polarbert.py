@@ -104,7 +104,8 @@ class PolarBertEmbeddings(nn.Module):
     """Pulse embedding of the paper's Figure 1: [DOM-id embedding (hidden/2) ; linear(features) (hidden/2)].
 
     No positional encoding: pulse times already order the sequence (paper, section 3). With `use_dom_positions`,
-    a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector.
+    a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector, and with
+    `event_position_reference` one of the DOM's position relative to the event's reference point.
     """
 
     def __init__(self, config: PolarBertConfig):
@@ -117,16 +118,50 @@ class PolarBertEmbeddings(nn.Module):
             # Rows for the padding and mask ids stay zero: a masked pulse must not leak its DOM's position.
             self.register_buffer("dom_positions", torch.zeros(config.vocab_size, 3), persistent=True)
             self.position_embeddings = nn.Linear(3, config.hidden_size)
+        if config.event_position_reference is not None:
+            self.event_position_embeddings = nn.Linear(3, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, dom_ids: torch.LongTensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, dom_ids: torch.LongTensor, features: torch.Tensor, event_index: torch.LongTensor, num_events: int
+    ) -> torch.Tensor:
+        """`event_index` (batch, L): the event of each token (its row, or its packed event), of `num_events`."""
         features = features.to(self.feature_embeddings.weight.dtype)
         # (batch, L, hidden_size)
         embeddings = torch.cat([self.dom_embeddings(dom_ids), self.feature_embeddings(features)], dim=-1)
         if self.config.use_dom_positions:
-            positions = self.dom_positions[dom_ids] / self.config.position_scale
-            embeddings = embeddings + self.position_embeddings(positions.to(embeddings.dtype))
+            positions = self.dom_positions[dom_ids]  # metres; zero for the padding and mask ids
+            scaled = positions / self.config.position_scale
+            embeddings = embeddings + self.position_embeddings(scaled.to(embeddings.dtype))
+        if self.config.event_position_reference is not None:
+            relative = self.event_relative_positions(dom_ids, features, positions, event_index, num_events)
+            embeddings = embeddings + self.event_position_embeddings(relative.to(embeddings.dtype))
         return self.dropout(embeddings)
+
+    def event_relative_positions(self, dom_ids, features, positions, event_index, num_events) -> torch.Tensor:
+        """(batch, L, 3) `(xyz - xyz_event) / event_position_scale`, 0 at padding and masked pulses.
+
+        `xyz_event` is the charge-weighted mean position of the event's visible primary pulses (all its visible
+        pulses when none is primary). Visible means a real DOM id: a masked pulse (mask id) adds nothing to the
+        reference point and gets no relative position, so neither reveals its DOM. Charge and primary flag come
+        from `features`, undoing the feature extractor's scaling. Scatter sums over `event_index` serve one event
+        per row and packed rows alike, without a host synchronisation."""
+        config = self.config
+        visible = dom_ids < config.num_doms
+        charge = torch.pow(10.0, features[..., 1].float() * config.charge_scale)
+        primary = visible & (features[..., 2].float() + config.auxiliary_offset < 0.5)
+        flat_event = event_index.reshape(-1)
+
+        def per_event(values: torch.Tensor) -> torch.Tensor:  # (batch, L, ...) -> (num_events, ...) sums
+            flat = values.reshape(len(flat_event), -1)
+            return flat.new_zeros(num_events, flat.shape[1]).index_add_(0, flat_event, flat)
+
+        has_primary = per_event(primary.float()).squeeze(-1) > 0
+        counts = primary | (visible & ~has_primary[event_index])
+        weight = torch.where(counts, charge, torch.zeros_like(charge))
+        centre = per_event(weight.unsqueeze(-1) * positions.float()) / per_event(weight).clamp_min(1e-12)
+        relative = (positions.float() - centre[event_index]) * visible.unsqueeze(-1)
+        return relative / config.event_position_scale
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -362,12 +397,13 @@ class PolarBertModel(PolarBertPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         self._check_inputs(dom_ids, features, attention_mask, cls_positions)
-        pulse_embeddings = self.embeddings(dom_ids, features)
-        cls = self.cls_embedding.to(pulse_embeddings.dtype)
         if attention_mask is None:
             attention_mask = dom_ids != self.config.pad_token_id
         if cls_positions is None:
             # One event per row: the CLS token goes in front of it.
+            event_index = torch.arange(len(dom_ids), device=dom_ids.device).unsqueeze(1).expand_as(dom_ids)
+            pulse_embeddings = self.embeddings(dom_ids, features, event_index, num_events=len(dom_ids))
+            cls = self.cls_embedding.to(pulse_embeddings.dtype)
             hidden_states = torch.cat([cls.expand(len(dom_ids), -1, -1), pulse_embeddings], dim=1)  # (batch, L + 1, hidden)
             token_mask = F.pad(attention_mask.to(torch.bool), (1, 0), value=True)
             event_of_token = None
@@ -375,6 +411,10 @@ class PolarBertModel(PolarBertPreTrainedModel):
             # Packed rows: each event's CLS vector goes into the slot the collator left in front of its pulses.
             is_cls = torch.zeros(dom_ids.numel(), dtype=torch.bool, device=dom_ids.device)
             is_cls = is_cls.index_fill(0, cls_positions, True).view_as(dom_ids)  # (rows, T)
+            # Events are numbered in the order of their CLS slots, which is the flattened rows' order.
+            event_index = (is_cls.flatten().cumsum(0) - 1).clamp_min(0).view_as(dom_ids)
+            pulse_embeddings = self.embeddings(dom_ids, features, event_index, num_events=len(cls_positions))
+            cls = self.cls_embedding.to(pulse_embeddings.dtype)
             hidden_states = torch.where(is_cls.unsqueeze(-1), cls, pulse_embeddings)
             token_mask = attention_mask.to(torch.bool) | is_cls
             # Tokens of one event share the number of CLS slots up to them in their row.
