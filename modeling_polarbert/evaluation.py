@@ -99,6 +99,26 @@ def kappa_calibration(kappa: np.ndarray, angles: np.ndarray, bins: int = 10) -> 
     return {"bins": rows, "spearman_kappa_vs_angle": spearman}
 
 
+def energy_breakdown(table: dict[str, np.ndarray], model_angles: np.ndarray, linefit_angles: np.ndarray) -> dict:
+    """Mean and median error of both methods in half-decade bins of the true neutrino energy (GeV; the simulator
+    writes it, real test data has none), for all events and, with `is_track`, tracks and cascades apart."""
+    log_energy = np.log10(table["energy"])
+    edges = np.arange(np.floor(2 * log_energy.min()) / 2, np.ceil(2 * log_energy.max()) / 2 + 0.25, 0.5)
+    kinds = {"all": np.ones(len(log_energy), bool)}
+    if "is_track" in table:
+        kinds.update(track=table["is_track"].astype(bool), cascade=~table["is_track"].astype(bool))
+    result = {"log10_energy_edges": edges.tolist()}
+    for kind, selected in kinds.items():
+        rows = []
+        for low, high in zip(edges[:-1], edges[1:]):
+            mask = selected & (log_energy >= low) & (log_energy < high)
+            if mask.sum() >= 10:  # fewer events make a mean too noisy to plot
+                rows.append({"log10_energy": float((low + high) / 2), "model": angle_summary(model_angles[mask]),
+                             "linefit": angle_summary(linefit_angles[mask])})
+        result[kind] = rows
+    return result
+
+
 def plot_report(out_dir: Path, model_angles, linefit_angles, metrics: dict) -> list[Path]:
     import matplotlib
 
@@ -106,27 +126,36 @@ def plot_report(out_dir: Path, model_angles, linefit_angles, metrics: dict) -> l
     import matplotlib.pyplot as plt
 
     written = []
-    figure, axis = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, math.pi, 46)
-    axis.hist(model_angles, bins=bins, histtype="step", lw=2, label=f"PolarBERT (mean {np.mean(model_angles):.3f})")
-    axis.hist(linefit_angles, bins=bins, histtype="step", lw=2, label=f"LineFit (mean {np.mean(linefit_angles):.3f})")
-    axis.axvline(RANDOM_GUESS, color="grey", ls=":", label="random guess (mean)")
-    axis.set(xlabel="opening angle [rad]", ylabel="events", title="Direction error")
-    axis.legend()
+    # Linear over the whole range, and logarithmic to resolve the well-reconstructed events below 0.2 rad.
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, bins, scale in [(axes[0], np.linspace(0, math.pi, 46), "linear"),
+                              (axes[1], np.geomspace(1e-3, math.pi, 46), "log")]:
+        axis.hist(model_angles, bins=bins, histtype="step", lw=2, label=f"PolarBERT (mean {np.mean(model_angles):.3f})")
+        axis.hist(linefit_angles, bins=bins, histtype="step", lw=2, label=f"LineFit (mean {np.mean(linefit_angles):.3f})")
+        axis.axvline(RANDOM_GUESS, color="grey", ls=":", label="random guess (mean)")
+        axis.set_xscale(scale)
+        axis.set(xlabel="opening angle [rad]" + (", log scale" if scale == "log" else ""), ylabel="events")
+    axes[0].set_title("Direction error")
+    axes[1].axvline(0.2, color="black", lw=0.8, ls="--")
+    axes[1].set_title("the same, log scale (dashed: 0.2 rad)")
+    axes[0].legend(loc="upper right", fontsize=8)
     written.append(out_dir / "opening_angle_histogram.png")
     figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
 
     rows = [(name, parts) for name, parts in metrics["breakdowns"].items() if name.startswith("n_pulses")]
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(8, 4))
     positions = np.arange(len(rows))
     for offset, method, label in [(-0.2, "model", "PolarBERT"), (0.2, "linefit", "LineFit")]:
         axis.bar(positions + offset, [parts[method]["mean"] for _, parts in rows], width=0.4, label=label)
     axis.axhline(RANDOM_GUESS, color="grey", ls=":", label="random guess")
     axis.set_xticks(positions, [name.replace("n_pulses ", "") for name, _ in rows], rotation=30)
     axis.set(xlabel="pulses in the event", ylabel="mean opening angle [rad]", title="Error against pulse count")
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the axes: no bar hidden under it
     written.append(out_dir / "opening_angle_by_pulse_count.png")
     figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
+
+    if "by_energy" in metrics:
+        written.append(plot_error_by_energy(out_dir, metrics["by_energy"], plt))
 
     if "kappa_calibration" in metrics:
         calibration = metrics["kappa_calibration"]["bins"]
@@ -141,6 +170,23 @@ def plot_report(out_dir: Path, model_angles, linefit_angles, metrics: dict) -> l
         written.append(out_dir / "kappa_calibration.png")
         figure.tight_layout(), figure.savefig(written[-1], dpi=120), plt.close(figure)
     return written
+
+
+def plot_error_by_energy(out_dir: Path, by_energy: dict, plt) -> Path:
+    """Mean opening angle against the true neutrino energy, PolarBERT and LineFit, one panel per event kind."""
+    kinds = [kind for kind in ("all", "track", "cascade") if by_energy.get(kind)]
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 4), sharey=True, squeeze=False)
+    for axis, kind in zip(axes[0], kinds):
+        energy = [row["log10_energy"] for row in by_energy[kind]]
+        for method, style, label in [("model", "o-", "PolarBERT"), ("linefit", "^--", "LineFit")]:
+            axis.plot(energy, [row[method]["mean"] for row in by_energy[kind]], style, label=label)
+        axis.axhline(RANDOM_GUESS, color="grey", ls=":", label="random guess")
+        axis.set(xlabel="log10(neutrino energy / GeV)", title=f"{kind} events" if kind != "all" else "all events")
+    axes[0][0].set_ylabel("mean opening angle [rad]")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    path = out_dir / "opening_angle_by_energy.png"
+    figure.tight_layout(), figure.savefig(path, dpi=120), plt.close(figure)
+    return path
 
 
 def format_table(metrics: dict) -> str:
@@ -173,7 +219,8 @@ def evaluate_model(
     model = load_direction_model(model_path)
     predictions = predict_directions(model, dataset, batch_size, all_pulses=all_pulses, progress=progress)
 
-    columns = ["event_id", "n_pulses", "azimuth", "zenith"] + (["is_track"] if "is_track" in dataset.column_names else [])
+    columns = ["event_id", "n_pulses", "azimuth", "zenith"]
+    columns += [name for name in ("is_track", "energy") if name in dataset.column_names]  # simulated truth only
     table = {name: np.asarray(dataset.with_format("numpy")[name]) for name in columns}
     truth = angles_to_unit_vector(table["azimuth"], table["zenith"])
     model_angles = opening_angle(truth, predictions["direction"])
@@ -191,6 +238,8 @@ def evaluate_model(
         "overall": {"model": angle_summary(model_angles), "linefit": angle_summary(linefit_angles)},
         "breakdowns": breakdowns(table, model_angles, linefit_angles),
     }
+    if "energy" in table:
+        metrics["by_energy"] = energy_breakdown(table, model_angles, linefit_angles)
     if predictions["kappa"] is not None:
         metrics["kappa_calibration"] = kappa_calibration(predictions["kappa"], model_angles)
 

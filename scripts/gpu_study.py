@@ -54,7 +54,8 @@ SHIPPED_FILES = ("model.safetensors", "config.json", "preprocessor_config.json",
 # The project's inputs on the paper's architecture (docs/results.md, "Escaping the constant-guess plateau"): DOM
 # positions and the time within the event in pretraining, a zero-initialised direction head in fine-tuning.
 # --paper-inputs runs the paper's inputs and a random head instead.
-RECIPE = {"pretrain": "use_dom_positions=true,event_time_reference=charge_weighted_mean",
+RECIPE = {"pretrain": "use_dom_positions=true,event_time_reference=charge_weighted_mean,"
+                      "event_position_reference=charge_weighted_mean",
           "finetune": "zero_init_direction_head=true"}
 TINY_MODEL = "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,intermediate_size=64"
 # Seconds a phase takes beyond its training budget (start-up, final evaluation, saving), on the GPU machine; they

@@ -44,8 +44,17 @@ def test_evaluate_matches_a_direct_computation_and_predict(simulated, tmp_path):
     assert {"track", "cascade", "up-going", "down-going"} <= metrics["breakdowns"].keys()
     assert "kappa_calibration" in metrics
     for name in ["metrics.json", "opening_angle_histogram.png", "opening_angle_by_pulse_count.png",
-                 "kappa_calibration.png"]:
+                 "kappa_calibration.png", "opening_angle_by_energy.png"]:
         assert (tmp_path / "report" / name).stat().st_size > 0, name
+    # The error against the true energy: each half-decade bin is the direct computation on its events.
+    model_angles = opening_angle(truth, predicted["direction"])
+    log_energy, is_track = np.log10(np.asarray(dataset["energy"])), np.asarray(dataset["is_track"], bool)
+    tracks = metrics["by_energy"]["track"]
+    assert tracks and {"all", "track", "cascade"} <= metrics["by_energy"].keys()
+    for row in tracks:
+        selected = is_track & (np.abs(log_energy - row["log10_energy"]) < 0.25)
+        assert row["model"]["events"] == selected.sum()
+        assert row["model"]["mean"] == pytest.approx(np.mean(model_angles[selected]), abs=1e-5)
 
     # predict over the Kaggle files gives the same metric as evaluate, event by event in meta order.
     predict_kaggle_dir(str(tmp_path / "model"), str(simulated / "kaggle"), str(tmp_path / "submission.csv"),
