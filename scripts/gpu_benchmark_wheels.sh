@@ -9,6 +9,8 @@ download() {
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$@"
 }
-download .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+# The versions of the CPU lock, which the test suite runs with.
+locked() { grep -E "^$1==" requirements/lock-cpu.txt; }
+download .whl "$(locked datasets)" "$(locked dill)" "$(locked multiprocess)"
 download .whl/optional pyarrow==24.0.0
 ls -l .whl .whl/optional
