@@ -19,9 +19,9 @@ its pulses], fill rows of T tokens in batch order, a new row when the next event
 `features`, `attention_mask` (1 at CLS slots too) and `labels` (-100 at CLS slots) become (rows, T), the CLS slots
 hold `pad_token_id`, and `cls_positions` int64 (B,) gives each event's CLS slot as a flat index `row * T + column`.
 
-The collators check the data on their CPU arrays (DOM ids in range, finite times, positive finite charges, finite
-angles), so that the model's own value checks, which cost a GPU step a host synchronisation each, can be off
-(`check_inputs=False`).
+The collators check the data on their CPU arrays, as the feature extractor does, every value as given before any
+cast (integer DOM ids in range, bool or 0/1 flags, finite times, positive finite charges; finite angles), so that
+the model's own value checks, which cost a GPU step a host synchronisation each, can be off (`check_inputs=False`).
 
 Down-sampling, feature scaling and padding are those of the model's feature extractor
 (`feature_extraction_polarbert.py`, the one implementation, shipped with every checkpoint): an event with more than
@@ -44,6 +44,7 @@ sort pick the subsets, see `feature_extraction_polarbert.choose_random`), with n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,6 @@ from .feature_extraction_polarbert import (
     PULSE_DTYPES,
     PolarBertFeatureExtractor,
     PulseBatch,
-    as_pulse_batch,
     choose_random,
     concatenated_ranges,
     rows_to_pulse_batch,
@@ -116,6 +116,13 @@ class _PulseCollator:
             self.config, max_pulses=self.max_pulses, pad_to_multiple_of=self.pad_to_multiple_of
         )
 
+    def pulse_batch(self, features, extra_columns: Sequence[str] = ()) -> PulseBatch:
+        """Rows or a fast-path `PulseBatch`, checked as the feature extractor checks a user's events: what the
+        model would otherwise check on the device (see check_inputs), and every value as given, before the cast
+        to the prepared dtypes. The fast path's batches were checked by `polarbert prepare` already, but are
+        checked again (a few vectorised comparisons): a dataset may have been written by other code."""
+        return self.feature_extractor.pulse_batch(features, extra_columns)
+
     def choose_random(self, batch: PulseBatch, pool: np.ndarray, pool_event: np.ndarray, n_choose: np.ndarray,
                       salt: int) -> np.ndarray:
         """`n_choose[e]` pulses of `pool` per event e, drawn in this collator's mode (see `choose_random`)."""
@@ -130,8 +137,6 @@ class _PulseCollator:
     def _encode(self, batch: PulseBatch, kept: np.ndarray, kept_offsets: np.ndarray) -> dict[str, np.ndarray]:
         """dom_ids, features and attention_mask (B, L, ...) of the kept pulses, and each kept pulse's slot
         `row * L + column` in the flattened padded batch (`_slot`); packed (rows, T, ...) with `pack_length`."""
-        # What the model would otherwise check on the device, named by event (see check_inputs).
-        self.feature_extractor.check_pulses(batch)
         encoded, slot = self.feature_extractor.encode(batch, kept, kept_offsets)
         if self.pack_length is not None:
             encoded, slot = self._pack(batch, encoded, slot, np.diff(kept_offsets))
@@ -190,7 +195,7 @@ class PolarBertPretrainingCollator(_PulseCollator):
             self.mask_ratio = self.config.mask_ratio
 
     def __call__(self, features) -> dict[str, torch.Tensor]:
-        batch = as_pulse_batch(features)
+        batch = self.pulse_batch(features)
         kept, kept_offsets = self.select_pulses(batch)
         encoded = self._encode(batch, kept, kept_offsets)
         slot = encoded.pop("_slot")[self.mask_positions(batch, kept, kept_offsets)]
@@ -241,7 +246,7 @@ class PolarBertDirectionCollator(_PulseCollator):
     them (a test split) `labels` is left out, for prediction. Arguments: see `_PulseCollator`."""
 
     def __call__(self, features) -> dict[str, torch.Tensor]:
-        batch = as_pulse_batch(features)
+        batch = self.pulse_batch(features)
         kept, kept_offsets = self.select_pulses(batch)
         encoded = self._encode(batch, kept, kept_offsets)
         del encoded["_slot"]
@@ -272,7 +277,7 @@ class PolarBertSequenceClassificationCollator(_PulseCollator):
         self.columns = source_columns(self.config.label_columns)
 
     def __call__(self, features) -> dict[str, torch.Tensor]:
-        batch = as_pulse_batch(features, self.columns)
+        batch = self.pulse_batch(features, self.columns)
         kept, kept_offsets = self.select_pulses(batch)
         encoded = self._encode(batch, kept, kept_offsets)
         del encoded["_slot"]
@@ -351,6 +356,11 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
         # Output dtypes of the per-event columns (object for strings), as their numpy views give them.
         self._scalar_dtypes = {name: self._views[0].scalars[name].dtype if self._views else np.float64
                                for name in self._scalar_columns}
+        # The pulse columns are gathered in their stored dtypes, not cast: the collators check every value as
+        # stored, then cast (a dataset that `polarbert prepare` did not write may hold int64 DOM ids, which an
+        # int16 gather would wrap around). A prepared dataset stores PULSE_DTYPES already: nothing changes there.
+        self._pulse_dtypes = {name: self._views[0].values[name].dtype if self._views else PULSE_DTYPES[name]
+                              for name in PULSE_COLUMNS if name != "auxiliary"}
         sizes = np.array([b.num_rows for b in record_batches], dtype=np.int64)
         self._batch_starts = np.concatenate([[0], np.cumsum(sizes)])
         # Per stored row: where its pulses start in its record batch's values, and how many there are.
@@ -412,7 +422,7 @@ class PolarBertTrainingDataset(torch.utils.data.Dataset):
         pulse_bounds = np.concatenate([[0], np.cumsum(counts[by_batch])])[event_bounds]
 
         batch = {"event_id": np.empty(len(rows), np.int64), "pulse_offsets": offsets}
-        batch.update({name: np.empty(offsets[-1], PULSE_DTYPES[name]) for name in PULSE_COLUMNS})
+        batch.update({name: np.empty(offsets[-1], dtype) for name, dtype in self._pulse_dtypes.items()})
         batch.update({name: np.empty(len(rows), self._scalar_dtypes[name]) for name in self._scalar_columns})
         auxiliary_byte, auxiliary_bit = np.empty(offsets[-1], np.uint8), np.empty(offsets[-1], np.int64)
         for group in range(len(event_bounds) - 1):

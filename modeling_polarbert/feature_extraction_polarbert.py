@@ -31,12 +31,16 @@ sort pick the subsets, see `choose_random`), with no Python loop over pulses.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from transformers import PretrainedConfig
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 # The prepared dataset's dtypes (Kaggle files: int16 sensor ids, int64 ns times, float64 charges, bool flags).
@@ -44,6 +48,8 @@ PULSE_DTYPES = {"sensor_id": np.int16, "time": np.int32, "charge": np.float32, "
 LABEL_COLUMNS = ("azimuth", "zenith")
 EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")  # as the model config's
 MISSING_EVENT_ID = -1  # what a row without an event_id gets; deterministic down-sampling refuses to draw from it
+# Set while `from_pretrained` loads, which checks against the model's config.json; `from_dict` warns without it.
+_LOADING_FROM_A_FOLDER = contextvars.ContextVar("polarbert_loading_from_a_folder", default=False)
 # Salts keep the deterministic (event_id-keyed) draws of selection and masking independent of each other.
 SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
 
@@ -64,17 +70,132 @@ SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
 PulseBatch = dict
 
 
-def _pulse_array(values, name: str) -> np.ndarray:
-    array = np.asarray(values)
-    if name == "time" and array.dtype.kind == "f":
-        return array.astype(np.float64)  # fractional ns stay exact; whole ns give the same features either way
-    return array.astype(PULSE_DTYPES[name], copy=False)
+# What a pulse column may hold before its cast to PULSE_DTYPES, as numpy dtype kinds (b bool, i and u integers, f
+# floats). As strict as `polarbert prepare` is with the batch files (integer DOM ids, flags that are flags), but
+# fractional times, integer charges and 0/1 flags are taken as the numbers they are.
+ACCEPTED_KINDS = {"sensor_id": "iu", "time": "iuf", "charge": "iuf", "auxiliary": "biu"}
+WHAT_A_COLUMN_HOLDS = {"sensor_id": "integers (DOM ids)", "time": "numbers (ns)", "charge": "numbers (p.e.)",
+                       "auxiliary": "bools or 0/1"}
+# Sensor ids are stored as int16: without a model's num_doms, a DOM id must at least fit there.
+INT16_LIMIT = int(np.iinfo(np.int16).max) + 1
+INT32 = np.iinfo(np.int32)
 
 
-def rows_to_pulse_batch(rows: Sequence[Mapping], extra_columns: Sequence[str] = ()) -> PulseBatch:
-    """Concatenate events (mappings with `sensor_id`, `time`, `charge`, `auxiliary` array-likes and an optional
-    `event_id`, as `dataset[i]` returns them) into a `PulseBatch`, with the per-event `extra_columns` (a task's
-    labels) that every event has."""
+def _refusal(batch: PulseBatch, name: str, pulse: int, value, what: str) -> ValueError:
+    """The error for the flat pulse `pulse` of column `name`: its event (index and event_id), its place in the
+    event, and `value`, the value as the caller gave it (before any cast)."""
+    offsets = np.asarray(batch["pulse_offsets"])
+    event = int(np.searchsorted(offsets, pulse, side="right") - 1)
+    return ValueError(f"event {event} (event_id {batch['event_id'][event]}): {name} {value} of pulse "
+                      f"{pulse - offsets[event]} is {what}")
+
+
+def _wrong_kind(values: np.ndarray, name: str) -> int | None:
+    """The index of the value to name when `values` has a dtype that column `name` may not hold (its first
+    fractional value, else its first), or None when the dtype is accepted."""
+    if len(values) == 0 or values.dtype.kind in ACCEPTED_KINDS[name]:
+        return None
+    if values.dtype.kind == "f":
+        fractional = np.flatnonzero(values != np.floor(values))
+        return int(fractional[0]) if len(fractional) else 0
+    return 0
+
+
+def _kind_refusal(batch: PulseBatch, name: str, values: np.ndarray, index: int, first_pulse: int) -> ValueError:
+    return _refusal(batch, name, first_pulse + index, values[index],
+                    f"of dtype {values.dtype}, but {name} must hold {WHAT_A_COLUMN_HOLDS[name]}")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _checked_event_ids(values) -> np.ndarray:
+    """The events' ids as int64, refused unless every one is an integer that int64 holds (they key the draws).
+    Ids that are not already an integer array are checked one by one as given: a loop over events, not pulses."""
+    if not (isinstance(values, np.ndarray) and values.dtype.kind in "iu"):
+        values = list(values)
+        wrong = next((event for event, value in enumerate(values) if not _is_integer(value)), None)
+        if wrong is not None:
+            raise ValueError(f"event {wrong}: event_id {values[wrong]} is not an integer")
+    ids = np.asarray(values)
+    if ids.dtype != np.int64:  # uint64, or Python ints beyond it: each must fit in int64
+        limits = np.iinfo(np.int64)
+        wrong = next((event for event, value in enumerate(ids.tolist()) if not limits.min <= value <= limits.max), None)
+        if wrong is not None:
+            raise ValueError(f"event {wrong}: event_id {values[wrong]} does not fit in int64")
+    return ids.astype(np.int64)
+
+
+def _positive_finite_in_float32(charge: np.ndarray) -> np.ndarray:
+    """Whether each charge stays a positive finite number as the float32 the features are computed from (a
+    charge of 1e-50 would become 0 there, and 1e300 infinity)."""
+    with np.errstate(over="ignore"):
+        as_float32 = charge.astype(np.float32, copy=False)
+    return (as_float32 > 0) & np.isfinite(as_float32)
+
+
+def _bad_values(name: str, values: np.ndarray, limit: int) -> tuple[np.ndarray, str] | None:
+    """A mask of the values of column `name` that the model would misread, and what is wrong with them; None when
+    the dtype rules them out (a bool flag is a flag, an integer time is finite)."""
+    if name == "sensor_id":
+        return (values < 0) | (values >= limit), f"outside [0, {limit})"
+    if name == "auxiliary":
+        return None if values.dtype == bool else ((values != 0) & (values != 1), "neither a bool nor 0 or 1")
+    if name == "time":
+        return None if values.dtype.kind in "iu" else (~np.isfinite(values), "not finite")
+    return ~_positive_finite_in_float32(values), "not a positive finite charge (as float32)"
+
+
+def check_pulse_values(batch: PulseBatch, num_doms: int | None = None) -> None:
+    """Refuse, before any cast, the pulse values the model would silently misread: sensor ids outside
+    [0, num_doms) (int16's range without num_doms), flags other than bool or 0/1, non-finite times, charges that
+    are not positive finite float32 numbers. The ValueError names the column, the value as given, the event (index
+    and event_id) and the pulse. The dtypes must have been checked first (see `_wrong_kind`)."""
+    limit = INT16_LIMIT if num_doms is None else num_doms
+    for name in PULSE_COLUMNS:
+        values = np.asarray(batch[name])
+        found = _bad_values(name, values, limit)
+        if found is not None and found[0].any():
+            pulse = int(np.argmax(found[0]))
+            raise _refusal(batch, name, pulse, values[pulse], found[1])
+
+
+def _time_array(time: np.ndarray) -> np.ndarray:
+    """int32 for integer times that fit (the prepared dtype), float64 otherwise: fractional ns stay exact, and so
+    does an integer time beyond int32, which a cast to int32 would wrap around."""
+    if time.dtype == np.int32:
+        return time
+    if time.dtype.kind in "iu" and (len(time) == 0 or (time.min() >= INT32.min and time.max() <= INT32.max)):
+        return time.astype(np.int32)
+    return time.astype(np.float64, copy=False)
+
+
+def checked_pulse_batch(batch: PulseBatch, num_doms: int | None = None) -> PulseBatch:
+    """A copy of `batch` whose pulse columns are checked (dtypes, then `check_pulse_values`) and only then cast to
+    PULSE_DTYPES, which after the checks changes no value."""
+    batch = dict(batch)
+    batch["event_id"] = _checked_event_ids(batch["event_id"])
+    offsets = np.asarray(batch["pulse_offsets"], dtype=np.int64)
+    if len(offsets) != len(batch["event_id"]) + 1 or offsets[0] != 0 or (np.diff(offsets) < 0).any():
+        raise ValueError(f"'pulse_offsets' must rise from 0 in {len(batch['event_id']) + 1} steps, one more than "
+                         f"the events, got {offsets[:8].tolist()}...")
+    for name in PULSE_COLUMNS:
+        values = np.asarray(batch[name])
+        if values.ndim != 1 or len(values) != offsets[-1]:
+            raise ValueError(f"{name!r} holds {values.shape} values, but 'pulse_offsets' ends at {offsets[-1]}")
+        index = _wrong_kind(values, name)
+        if index is not None:
+            raise _kind_refusal(batch, name, values, index, 0)
+        batch[name] = values
+    check_pulse_values(batch, num_doms)
+    for name in ("sensor_id", "charge", "auxiliary"):
+        batch[name] = batch[name].astype(PULSE_DTYPES[name], copy=False)
+    batch["time"] = _time_array(batch["time"])
+    return batch
+
+
+def _check_rows(rows: Sequence[Mapping]) -> None:
     if rows and isinstance(rows[0], str):
         raise TypeError(
             "got a list of str: the batch dict of `as_training_dataset` was iterated by another wrapper (Trainer "
@@ -83,19 +204,44 @@ def rows_to_pulse_batch(rows: Sequence[Mapping], extra_columns: Sequence[str] = 
         missing = [name for name in PULSE_COLUMNS if name not in row]
         if missing:
             raise ValueError(f"event {index} (event_id {row.get('event_id', 'missing')}) has no {missing}")
-    counts = np.fromiter((len(row["sensor_id"]) for row in rows), dtype=np.int64, count=len(rows))
-    batch = {
-        "event_id": np.array([row.get("event_id", MISSING_EVENT_ID) for row in rows], dtype=np.int64),
-        "pulse_offsets": np.concatenate([[0], np.cumsum(counts)]),
-    }
+
+
+def _pulse_offsets(parts: dict[str, list[np.ndarray]], event_ids: list) -> np.ndarray:
+    """(B + 1,) offsets of the events' pulses, after checking that each event gives every column as one list of
+    pulse values, all of the same length. A loop over events, not pulses."""
+    counts = np.zeros(len(event_ids), dtype=np.int64)
+    for index, event_parts in enumerate(zip(*(parts[name] for name in PULSE_COLUMNS))):
+        for name, part in zip(PULSE_COLUMNS, event_parts):
+            if part.ndim != 1:
+                raise ValueError(f"event {index} (event_id {event_ids[index]}): {name!r} is not a list of pulse "
+                                 f"values (shape {part.shape})")
+            if name != "sensor_id" and len(part) != len(event_parts[0]):
+                raise ValueError(f"event {index} (event_id {event_ids[index]}): {name!r} holds {len(part)} values "
+                                 f"but 'sensor_id' {len(event_parts[0])}")
+        counts[index] = len(event_parts[0])
+    return np.concatenate([[0], np.cumsum(counts)])
+
+
+def rows_to_pulse_batch(rows: Sequence[Mapping], extra_columns: Sequence[str] = (),
+                        num_doms: int | None = None) -> PulseBatch:
+    """Concatenate events (mappings with `sensor_id`, `time`, `charge`, `auxiliary` array-likes and an optional
+    `event_id`, as `dataset[i]` returns them) into a `PulseBatch`, with the per-event `extra_columns` (a task's
+    labels) that every event has. Every value is checked as given, before the cast to PULSE_DTYPES (see
+    `checked_pulse_batch`; sensor ids against `num_doms` when given)."""
+    _check_rows(rows)
+    event_ids = [row.get("event_id", MISSING_EVENT_ID) for row in rows]
+    parts = {name: [np.asarray(row[name]) for row in rows] for name in PULSE_COLUMNS}
+    offsets = _pulse_offsets(parts, event_ids)
+    batch = {"event_id": event_ids, "pulse_offsets": offsets}
     for name in PULSE_COLUMNS:
-        parts = [_pulse_array(row[name], name) for row in rows]
-        lengths = np.fromiter((len(part) for part in parts), dtype=np.int64, count=len(parts))
-        if not np.array_equal(lengths, counts):
-            index = int(np.flatnonzero(lengths != counts)[0])
-            raise ValueError(f"event {index} (event_id {batch['event_id'][index]}): {name!r} holds {lengths[index]} "
-                             f"values but 'sensor_id' {counts[index]}")
-        batch[name] = np.concatenate(parts) if parts else np.zeros(0, PULSE_DTYPES[name])
+        # An event whose values have a refused dtype is named before concatenation merges the dtypes.
+        for event, part in enumerate(parts[name]):
+            index = _wrong_kind(part, name)
+            if index is not None:
+                raise _kind_refusal(batch, name, part, index, offsets[event])
+        given = [part for part in parts[name] if len(part)]
+        batch[name] = np.concatenate(given) if given else np.zeros(0, PULSE_DTYPES[name])
+    batch = checked_pulse_batch(batch, num_doms)
     if rows and all(label in rows[0] for label in LABEL_COLUMNS):
         for label in LABEL_COLUMNS:
             batch[label] = np.array([row[label] for row in rows], dtype=np.float64)
@@ -105,14 +251,15 @@ def rows_to_pulse_batch(rows: Sequence[Mapping], extra_columns: Sequence[str] = 
     return batch
 
 
-def as_pulse_batch(events, extra_columns: Sequence[str] = ()) -> PulseBatch:
-    """Accept a `PulseBatch` (a mapping with 'pulse_offsets') or a list of events."""
+def as_pulse_batch(events, extra_columns: Sequence[str] = (), num_doms: int | None = None) -> PulseBatch:
+    """Accept a `PulseBatch` (a mapping with 'pulse_offsets') or a list of events; either way checked and cast
+    (see `checked_pulse_batch`)."""
     if isinstance(events, Mapping):
         if "pulse_offsets" not in events:
             raise TypeError("a dict of pulses must be a PulseBatch (with 'pulse_offsets'); give a list of events "
                             "otherwise")
-        return events
-    return rows_to_pulse_batch(list(events), extra_columns)
+        return checked_pulse_batch(events, num_doms)
+    return rows_to_pulse_batch(list(events), extra_columns, num_doms)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -278,6 +425,8 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if num_doms > INT16_LIMIT:
+            raise ValueError(f"num_doms={num_doms}: sensor ids are stored as int16, which holds at most {INT16_LIMIT}")
         self.num_doms = num_doms
         self.pad_token_id = num_doms if pad_token_id is None else pad_token_id
         self.max_pulses = max_pulses
@@ -315,8 +464,16 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "PolarBertFeatureExtractor":
         """As `FeatureExtractionMixin.from_pretrained`, then checked against the model's `config.json` in the same
-        folder or Hub repository, when there is one (values given here as keyword arguments are not checked)."""
-        extractor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        folder or Hub repository, when there is one (values given here as keyword arguments are not checked).
+
+        `AutoFeatureExtractor.from_pretrained` comes here up to transformers 5.24 (and so checks too); 5.25 builds
+        the extractor with `from_dict` alone, which never learns the folder: there the check cannot run, and
+        `from_dict` logs a warning saying so (pyproject.toml keeps transformers below 5.25 for this reason)."""
+        reset = _LOADING_FROM_A_FOLDER.set(True)
+        try:
+            extractor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        finally:
+            _LOADING_FROM_A_FOLDER.reset(reset)
         model_config = cls._model_config_beside(pretrained_model_name_or_path, kwargs)
         if model_config is not None and model_config.get("model_type") == "polarbert":
             try:
@@ -325,6 +482,18 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
                 raise ValueError(f"{pretrained_model_name_or_path}: preprocessor_config.json and config.json "
                                  f"disagree: {error}") from None
         return extractor
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict, **kwargs):
+        """As `FeatureExtractionMixin.from_dict`, with a warning when a saved extractor (one with an `auto_map`)
+        is built without `from_pretrained`, so unchecked against the model's config.json beside it."""
+        if "auto_map" in feature_extractor_dict and not _LOADING_FROM_A_FOLDER.get():
+            logger.warning(
+                "PolarBertFeatureExtractor: built from a saved preprocessor_config.json without from_pretrained (as "
+                "AutoFeatureExtractor does from transformers 5.25 on), so not checked against the model's "
+                "config.json; check it with extractor.check_config(model.config), or load it with "
+                "PolarBertFeatureExtractor.from_pretrained")
+        return super().from_dict(feature_extractor_dict, **kwargs)
 
     @staticmethod
     def _model_config_beside(path, kwargs: dict) -> dict | None:
@@ -439,21 +608,10 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
 
     # ---- user input --------------------------------------------------------------------------------------------
 
-    def check_pulses(self, batch: PulseBatch) -> None:
-        """A ValueError naming the event for pulse values the model would silently misread."""
-        offsets = np.asarray(batch["pulse_offsets"])
-        checks = [
-            ("sensor_id", (batch["sensor_id"] < 0) | (batch["sensor_id"] >= self.num_doms),
-             f"outside [0, {self.num_doms})"),
-            ("time", ~np.isfinite(batch["time"]), "not finite"),
-            ("charge", ~(batch["charge"] > 0) | ~np.isfinite(batch["charge"]), "not a positive finite charge"),
-        ]
-        for name, bad, what in checks:
-            if bad.any():
-                pulse = int(np.flatnonzero(bad)[0])
-                event = int(np.searchsorted(offsets, pulse, side="right") - 1)
-                raise ValueError(f"event {event} (event_id {batch['event_id'][event]}): {name} "
-                                 f"{batch[name][pulse]} of pulse {pulse - offsets[event]} is {what}")
+    def pulse_batch(self, events, extra_columns: Sequence[str] = ()) -> PulseBatch:
+        """A list of events or a `PulseBatch` as a checked `PulseBatch`: every value as given checked (sensor ids
+        against this extractor's `num_doms`) before the cast to the prepared dtypes (see `checked_pulse_batch`)."""
+        return as_pulse_batch(events, extra_columns, num_doms=self.num_doms)
 
     def __call__(
         self,
@@ -471,7 +629,9 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
                 `event_id`. The event_id keys the deterministic down-sampling, so that an event gets the pulses
                 `polarbert predict` gives it; it may be left out only for events of at most `max_pulses` pulses
                 (or with `keep_all_pulses`): a longer event without one is an error. A `PulseBatch` (flat arrays
-                with `pulse_offsets`) is accepted too.
+                with `pulse_offsets`) is accepted too. Every value is checked as given, before any cast: integer
+                sensor ids in [0, num_doms), bool or 0/1 flags, finite times, positive finite charges, integer
+                event ids; a ValueError names the column, the value, the event and the pulse.
             keep_all_pulses: no down-sampling (`polarbert evaluate --all-pulses`).
             pad_to_multiple_of: round the padded length up to a multiple of this (default: the extractor's).
             return_tensors: `"pt"` for torch tensors, `"np"` or None for numpy arrays.
@@ -480,8 +640,7 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
             raise TypeError(f"{type(self).__name__}.__call__ got unexpected arguments {sorted(kwargs)}")
         if isinstance(events, Mapping) and "pulse_offsets" not in events:
             events = [events]
-        batch = as_pulse_batch(events)
-        self.check_pulses(batch)
+        batch = self.pulse_batch(events)
         kept, kept_offsets = self.select_pulses(batch, keep_all_pulses=keep_all_pulses, deterministic=True)
         encoded, _ = self.encode(batch, kept, kept_offsets, pad_to_multiple_of)
         return BatchFeature(encoded, tensor_type=return_tensors)

@@ -170,6 +170,19 @@ def test_fast_path_gathers_extra_label_columns_like_the_row_path(saved_dataset, 
         as_training_dataset(dataset, extra_columns=["enrgy"])
 
 
+def test_fast_path_over_a_dataset_not_written_by_prepare_checks_the_values_as_stored():
+    # int64 DOM ids, as `datasets` infers them: gathering them into int16 would have made 65546 DOM 10.
+    dataset = datasets.Dataset.from_dict({
+        "event_id": [7, 8], "sensor_id": [[1, 2], [3, 65546]], "time": [[5000, 5100], [5000, 5100]],
+        "charge": [[1.0, 2.0], [1.0, 2.0]], "auxiliary": [[False, True], [False, True]],
+    })
+    fast = as_training_dataset(dataset)
+    assert fast.__getitems__([1])["sensor_id"].tolist() == [3, 65546]
+    with pytest.raises(ValueError, match=r"event 1 \(event_id 8\): sensor_id 65546 of pulse 1 is outside \[0, 5160\)"):
+        PolarBertDirectionCollator(CONFIG)(fast.__getitems__([0, 1]))
+    assert PolarBertDirectionCollator(CONFIG)(fast.__getitems__([0]))["dom_ids"].tolist() == [[1, 2]]
+
+
 def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding():
     rows = [ROWS[4], ROWS[3], ROWS[2]]  # 42, 1 and 5 pulses
     batch = PolarBertPretrainingCollator(CONFIG, seed=0)(rows)

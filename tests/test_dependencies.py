@@ -14,7 +14,8 @@ LOCKS = [ROOT / "requirements" / "lock-cpu.txt", ROOT / "requirements" / "lock-c
 
 
 def load_compare_with_lock():
-    spec = importlib.util.spec_from_file_location("scripts_compare_with_lock", ROOT / "scripts" / "compare_with_lock.py")
+    path = ROOT / "scripts" / "compare_with_lock.py"
+    spec = importlib.util.spec_from_file_location("scripts_compare_with_lock", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

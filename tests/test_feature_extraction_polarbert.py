@@ -4,6 +4,7 @@ padding, saved with every checkpoint, and a Hub user's path (events -> direction
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,12 @@ import torch
 from transformers import AutoFeatureExtractor
 
 import modeling_polarbert  # noqa: F401  (registers the Auto classes)
-from modeling_polarbert import PolarBertConfig, PolarBertDirectionCollator, PolarBertFeatureExtractor
+from modeling_polarbert import (
+    PolarBertConfig,
+    PolarBertDirectionCollator,
+    PolarBertFeatureExtractor,
+    PolarBertPretrainingCollator,
+)
 from modeling_polarbert.feature_extraction_polarbert import (
     choose_smallest_keys,
     concatenated_ranges,
@@ -133,20 +139,64 @@ def test_a_long_event_without_event_id_is_refused_and_a_short_one_needs_none():
     assert extractor([short, long], keep_all_pulses=True)["attention_mask"][1].sum() == len(long["sensor_id"])
 
 
-@pytest.mark.parametrize("change, message", [
+# Each bad value goes into pulse 1 of event 1 (event_id 8), after a good event 0 (event_id 7); the message must
+# name the column, the value as given (before any cast), the event and the pulse. Every case is run on the
+# extractor, on the collators and through the Hub's remote code (the extractor's file in a clean process).
+GOOD_EVENT = {"event_id": 7, "sensor_id": [1, 2], "time": [5000, 5100], "charge": [1.0, 2.0],
+              "auxiliary": [False, True]}
+BAD_INPUTS = [
     ({"sensor_id": [3, 5160]}, r"event 1 \(event_id 8\): sensor_id 5160 of pulse 1 is outside \[0, 5160\)"),
-    ({"charge": [1.0, 0.0]}, r"event 1 \(event_id 8\): charge 0.0 of pulse 1 is not a positive finite charge"),
+    # int16 would wrap these onto real DOMs (65546 and 4294967306 onto DOM 10, 99999 onto -31073)
+    ({"sensor_id": [3, 65546]}, r"event 1 \(event_id 8\): sensor_id 65546 of pulse 1 is outside \[0, 5160\)"),
+    ({"sensor_id": [3, 4294967306]}, r"event 1 \(event_id 8\): sensor_id 4294967306 of pulse 1 is outside \[0, 5160\)"),
+    ({"sensor_id": [3, 99999]}, r"event 1 \(event_id 8\): sensor_id 99999 of pulse 1 is outside \[0, 5160\)"),
+    ({"sensor_id": [3, -1]}, r"event 1 \(event_id 8\): sensor_id -1 of pulse 1 is outside \[0, 5160\)"),
+    # DOM ids are integers, as `polarbert prepare` requires of the batch files: a float is refused even when whole
+    ({"sensor_id": [3, 12.5]}, r"event 1 \(event_id 8\): sensor_id 12.5 of pulse 1 is of dtype float64, but "
+                               r"sensor_id must hold integers"),
+    ({"sensor_id": [3.0, 12.0]}, r"event 1 \(event_id 8\): sensor_id 3.0 of pulse 0 is of dtype float64"),
+    ({"auxiliary": [False, 2]}, r"event 1 \(event_id 8\): auxiliary 2 of pulse 1 is neither a bool nor 0 or 1"),
+    ({"auxiliary": [0.0, 1.0]}, r"event 1 \(event_id 8\): auxiliary 0.0 of pulse 0 is of dtype float64, but "
+                                r"auxiliary must hold bools or 0/1"),
     ({"time": [5000.0, float("nan")]}, r"event 1 \(event_id 8\): time nan of pulse 1 is not finite"),
+    ({"time": [5000.0, float("inf")]}, r"event 1 \(event_id 8\): time inf of pulse 1 is not finite"),
+    ({"charge": [1.0, 0.0]}, r"event 1 \(event_id 8\): charge 0.0 of pulse 1 is not a positive finite charge"),
+    ({"charge": [1.0, -2.0]}, r"event 1 \(event_id 8\): charge -2.0 of pulse 1 is not a positive finite charge"),
+    ({"charge": [1.0, 1e-50]}, r"event 1 \(event_id 8\): charge 1e-50 of pulse 1 is not a positive finite charge"),
+    ({"event_id": 8.5}, r"event 1: event_id 8.5 is not an integer"),
     ({"auxiliary": [True]}, r"event 1 \(event_id 8\): 'auxiliary' holds 1 values but 'sensor_id' 2"),
     ({"charge": None}, r"event 1 \(event_id 8\) has no \['charge'\]"),
-])
-def test_bad_pulses_raise_an_error_naming_the_event(change, message):
-    good = {"event_id": 7, "sensor_id": [1, 2], "time": [5000, 5100], "charge": [1.0, 2.0], "auxiliary": [False, True]}
-    bad = {**good, "event_id": 8, **change}
-    if change.get("charge", 1) is None:
-        del bad["charge"]
+]
+
+
+def bad_event(change: dict) -> dict:
+    event = {**GOOD_EVENT, "event_id": 8, **change}
+    return {name: value for name, value in event.items() if value is not None}
+
+
+@pytest.mark.parametrize("change, message", BAD_INPUTS)
+def test_bad_pulses_raise_an_error_naming_the_value_as_given_and_the_event(change, message):
     with pytest.raises(ValueError, match=message):
-        PolarBertFeatureExtractor.from_config(CONFIG)([good, bad])
+        PolarBertFeatureExtractor.from_config(CONFIG)([GOOD_EVENT, bad_event(change)])
+
+
+@pytest.mark.parametrize("collator_class", [PolarBertPretrainingCollator, PolarBertDirectionCollator])
+@pytest.mark.parametrize("change, message", BAD_INPUTS)
+def test_the_collators_refuse_bad_pulses_as_the_extractor_does(collator_class, change, message):
+    with pytest.raises(ValueError, match=message):
+        collator_class(CONFIG)([GOOD_EVENT, bad_event(change)])
+
+
+def test_values_of_other_numeric_dtypes_are_taken_as_the_numbers_they_are():
+    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+    as_usual = extractor([GOOD_EVENT], return_tensors="np")
+    other_dtypes = {**GOOD_EVENT, "sensor_id": np.array([1, 2], np.uint64), "auxiliary": [0, 1],
+                    "charge": np.array([1, 2], np.int8), "time": np.array([5000, 5100], np.uint32)}
+    for key, value in extractor([other_dtypes], return_tensors="np").items():
+        np.testing.assert_array_equal(value, as_usual[key], err_msg=key)
+    # an integer time beyond int32 is not wrapped around: it is scaled as the float it equals
+    late = extractor([{**GOOD_EVENT, "time": [5000, 2**31 + 5000]}], return_tensors="np")
+    assert late["features"][0, 1, 0] == pytest.approx((2**31 + 5000 - 1e4) / 3e4)
 
 
 def test_fractional_times_are_scaled_not_truncated():
@@ -172,20 +222,44 @@ def test_saved_extractor_carries_the_config_settings_its_code_and_auto_map(tmp_p
     assert type(loaded) is PolarBertFeatureExtractor and loaded.to_dict() == extractor.to_dict()
 
 
-def test_loading_refuses_an_extractor_that_disagrees_with_the_models_config(tmp_path):
-    modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(tmp_path)
-    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path)
-    assert AutoFeatureExtractor.from_pretrained(tmp_path).max_pulses == 24
-    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({**saved, "time_scale": 1.0, "max_pulses": 127}))
-    with pytest.raises(ValueError, match=r"preprocessor_config.json and config.json disagree: .*max_pulses: "
-                                         r"extractor 127, model config 24; time_scale: extractor 1.0, model config "
-                                         r"30000.0\)"):
-        AutoFeatureExtractor.from_pretrained(tmp_path)
+def save_a_disagreeing_pair(folder: Path) -> None:
+    """A model folder whose preprocessor_config.json says max_pulses 127 and time_scale 1.0 (config.json: 24, 3e4)."""
+    modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(folder)
+    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(folder)
+    saved = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps({**saved, "time_scale": 1.0, "max_pulses": 127}))
+
+
+DISAGREEMENT = (r"preprocessor_config.json and config.json disagree: .*max_pulses: extractor 127, model config 24; "
+                r"time_scale: extractor 1.0, model config 30000.0\)")
+
+
+@pytest.mark.parametrize("load", [PolarBertFeatureExtractor.from_pretrained, AutoFeatureExtractor.from_pretrained],
+                         ids=["PolarBertFeatureExtractor", "AutoFeatureExtractor"])
+def test_loading_refuses_an_extractor_that_disagrees_with_the_models_config(tmp_path, load):
+    # (the third path, AutoFeatureExtractor through the remote code without the package: the Hub test below)
+    modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "agreeing")
+    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "agreeing")
+    assert load(tmp_path / "agreeing").max_pulses == 24
+    save_a_disagreeing_pair(tmp_path / "disagreeing")
+    with pytest.raises(ValueError, match=DISAGREEMENT):
+        load(tmp_path / "disagreeing")
     # a value asked for explicitly is the caller's choice, not a disagreement of the saved files
-    assert AutoFeatureExtractor.from_pretrained(tmp_path, time_scale=3e4, max_pulses=24).time_scale == 3e4
+    assert load(tmp_path / "disagreeing", time_scale=3e4, max_pulses=24).time_scale == 3e4
     with pytest.raises(ValueError, match="charge_scale"):
         PolarBertFeatureExtractor.from_config(CONFIG, charge_scale=2.0).check_config(CONFIG)
+
+
+def test_a_saved_extractor_built_without_from_pretrained_warns_that_it_was_not_checked(tmp_path, caplog):
+    # AutoFeatureExtractor of transformers 5.25 builds it so (from_dict alone): the folder, and so the model's
+    # config.json, is out of reach there.
+    save_a_disagreeing_pair(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    with caplog.at_level("WARNING"):
+        PolarBertFeatureExtractor.from_config(CONFIG).to_dict()  # nothing loaded: no warning
+        assert "not checked" not in caplog.text
+        PolarBertFeatureExtractor.from_dict(saved)
+    assert "not checked against the model's config.json" in caplog.text
 
 
 def test_the_shipped_file_imports_only_numpy_torch_and_transformers():
@@ -197,7 +271,7 @@ def test_the_shipped_file_imports_only_numpy_torch_and_transformers():
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "a relative import would not travel to the Hub"
             imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "collections", "os", "numpy", "torch", "transformers"}, imported
+    assert imported <= {"__future__", "collections", "contextvars", "os", "numpy", "torch", "transformers"}, imported
 
 
 def test_the_shipped_copies_of_the_column_names_equal_the_kaggle_layouts():
@@ -312,6 +386,41 @@ def test_hub_user_without_the_package_gets_the_directions_of_polarbert_predict(t
                                atol=1e-5)
     refusal = next(line for line in lines if line.startswith("refused:"))
     assert "use_dom_positions=True needs the detector geometry" in refusal
+
+
+def test_hub_user_without_the_package_gets_the_same_refusals(tmp_path):
+    """The remote-code extractor (the file shipped beside the weights, loaded by AutoFeatureExtractor in a clean
+    process without the package) refuses a disagreeing config.json and every bad input of BAD_INPUTS with the
+    messages the package gives."""
+    PolarBertForDirection = modeling_polarbert.PolarBertForDirection
+    PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "model")
+    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "model")
+    save_a_disagreeing_pair(tmp_path / "disagreeing")
+    cases = [[GOOD_EVENT, bad_event(change)] for change, _ in BAD_INPUTS]
+    script = HUB_USER_BEFORE + textwrap.dedent(
+        f"""
+        from transformers import AutoFeatureExtractor
+
+        def refusal(call):
+            try:
+                call()
+            except ValueError as error:
+                return str(error)
+            return "accepted"
+
+        extractor = AutoFeatureExtractor.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+        assert type(extractor).__module__.startswith("transformers_modules"), type(extractor).__module__
+        print(json.dumps({{
+            "disagreeing": refusal(lambda: AutoFeatureExtractor.from_pretrained(
+                {str(tmp_path / "disagreeing")!r}, trust_remote_code=True)),
+            "inputs": [refusal(lambda: extractor(events)) for events in json.loads({json.dumps(cases)!r})],
+        }}))
+        """
+    )
+    refusals = json.loads(run_as_hub_user(script, tmp_path)[-1])
+    assert re.search(DISAGREEMENT, refusals["disagreeing"]), refusals["disagreeing"]
+    for (change, message), refused in zip(BAD_INPUTS, refusals["inputs"], strict=True):
+        assert re.search(message, refused), (change, refused)
 
 
 SEQUENCE_HUB_USER_AFTER = textwrap.dedent(
