@@ -31,9 +31,9 @@ from .prediction import (
     predict_sequence_logits,
 )
 from .task_metrics import (
-    class_auc,
+    angle_summary,
     class_probabilities,
-    confusion_matrix,
+    classification_summary,
     residual_summary,
     roc_auc,
     roc_curve,
@@ -42,18 +42,6 @@ from .tasks import check_label_columns, encode_labels, source_columns, table_col
 
 RANDOM_GUESS = math.pi / 2  # mean opening angle of a random direction
 PULSE_COUNT_BINS = (0, 20, 40, 60, 100, 200, 500, 1_000_000)
-
-
-def angle_summary(angles: np.ndarray) -> dict:
-    """The Kaggle metric (mean) and the robust figures physicists quote, in radians."""
-    if len(angles) == 0:
-        return {"events": 0}
-    return {
-        "events": int(len(angles)),
-        "mean": float(np.mean(angles)),
-        "median": float(np.median(angles)),
-        "quantile_68": float(np.quantile(angles, 0.68)),
-    }
 
 
 def breakdowns(table: dict[str, np.ndarray], model_angles: np.ndarray, linefit_angles: np.ndarray) -> dict:
@@ -334,16 +322,6 @@ def regression_report(predicted: np.ndarray, truth: np.ndarray, baseline: np.nda
             "binned_by_true_value": bins,
         }
     return report
-
-
-def classification_summary(probabilities: np.ndarray, classes: np.ndarray) -> dict:
-    """Accuracy, ROC AUC and confusion matrix of single-label class probabilities (N, num_classes)."""
-    predicted = probabilities.argmax(axis=-1)
-    return {
-        "accuracy": float(np.mean(predicted == classes)),
-        "roc_auc": class_auc(probabilities, classes),
-        "confusion_matrix": confusion_matrix(classes, predicted, probabilities.shape[-1]).tolist(),
-    }
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, baseline: np.ndarray, config) -> dict:

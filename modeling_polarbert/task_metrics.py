@@ -1,7 +1,13 @@
-"""Metrics of the event-level regression and classification tasks (`PolarBertForSequenceClassification`), in
-numpy: the residual's bias and resolution, ROC curve and AUC, confusion matrix, class probabilities."""
+"""The metrics of every task, in one place: what Trainer's `compute_metrics` reports during training (masked-DOM
+pretraining, direction, the event-level regression and classification tasks) and the summaries `polarbert evaluate`
+builds its report from. In numpy, but for `preprocess_pretraining_logits`, which reduces each evaluation batch on the
+device: the opening-angle summary, the residual's bias and resolution, accuracy, ROC curve and AUC, confusion matrix,
+class probabilities."""
 
 import numpy as np
+import torch
+
+from .numpy_directions import opening_angle
 
 
 def resolution(residuals: np.ndarray) -> float:
@@ -79,3 +85,113 @@ def class_auc(probabilities: np.ndarray, classes: np.ndarray) -> float:
     aucs = [roc_auc(classes == k, probabilities[:, k]) for k in range(num_classes)]
     aucs = [auc for auc in aucs if np.isfinite(auc)]
     return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """The fraction of predicted classes (or multi-label flags) equal to the truth."""
+    return float(np.mean(predicted == truth))
+
+
+def classification_summary(probabilities: np.ndarray, classes: np.ndarray) -> dict:
+    """Accuracy, ROC AUC and confusion matrix of single-label class probabilities (N, num_classes)."""
+    predicted = probabilities.argmax(axis=-1)
+    return {
+        "accuracy": accuracy(predicted, classes),
+        "roc_auc": class_auc(probabilities, classes),
+        "confusion_matrix": confusion_matrix(classes, predicted, probabilities.shape[-1]).tolist(),
+    }
+
+
+def angle_summary(angles: np.ndarray) -> dict:
+    """The Kaggle metric (mean) and the robust figures physicists quote, in radians."""
+    if len(angles) == 0:
+        return {"events": 0}
+    return {
+        "events": int(len(angles)),
+        "mean": float(np.mean(angles)),
+        "median": float(np.median(angles)),
+        "quantile_68": float(np.quantile(angles, 0.68)),
+    }
+
+
+# ---- Trainer's preprocess_logits_for_metrics + compute_metrics, per task ---------------------------------------
+
+
+def preprocess_pretraining_logits(outputs, labels):
+    """Reduce each eval batch to what the metrics need, per event: the summed cross-entropy and hits of its
+    masked pulses, their number, and the charge prediction. Keeping the (pulses x 5,160) logits for the whole eval
+    set would not fit in memory. Per event, because Trainer gathers these across processes along the first
+    dimension: every rank's tensors must have the batch's shape (a per-pulse tensor differs in length between
+    ranks), and the events that even batching repeats at the end of an epoch are dropped by that dimension."""
+    logits, charge_prediction = outputs[0], outputs[1]
+    dom_labels = labels[0] if isinstance(labels, (tuple, list)) else labels
+    masked = dom_labels != -100  # (batch, seq_len)
+    masked_logits = logits if logits.dim() == 2 else logits[masked]  # sparse_prediction gives masked rows only
+    targets = dom_labels[masked]
+    event_of_pulse = masked.nonzero()[:, 0]  # row-major, the order of the masked rows
+    cross_entropy = torch.nn.functional.cross_entropy(masked_logits.float(), targets, reduction="none")
+    hits = (masked_logits.argmax(dim=-1) == targets).float()
+    per_event = torch.zeros(dom_labels.shape[0], device=cross_entropy.device)
+    return (per_event.index_add(0, event_of_pulse, cross_entropy), per_event.index_add(0, event_of_pulse, hits),
+            masked.sum(dim=1).float(), charge_prediction)
+
+
+def compute_pretraining_metrics(eval_prediction) -> dict:
+    cross_entropy, hits, n_masked, charge_prediction = eval_prediction.predictions
+    labels = eval_prediction.label_ids
+    total = float(np.sum(n_masked)) or float("nan")  # no masked pulse at all (every pulse auxiliary): undefined
+    metrics = {
+        "masked_dom_cross_entropy": float(np.sum(cross_entropy)) / total,
+        "masked_dom_accuracy": float(np.sum(hits)) / total,
+    }
+    if isinstance(labels, (tuple, list)) and len(labels) > 1:  # label_names = ["labels", "total_charge"]
+        metrics["charge_mse"] = float(np.mean((charge_prediction - labels[1]) ** 2))
+    return metrics
+
+
+def compute_direction_metrics(eval_prediction) -> dict:
+    predictions = eval_prediction.predictions
+    direction = predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+    summary = angle_summary(opening_angle(eval_prediction.label_ids, direction))
+    return {
+        "mean_opening_angle": summary.get("mean", float("nan")),
+        "median_opening_angle": summary.get("median", float("nan")),
+    }
+
+
+def metric_name(spec: str) -> str:
+    """A label spec as a metric-name part: 'log10:energy' -> 'log10_energy'."""
+    return spec.replace(":", "_")
+
+
+def compute_sequence_metrics(config):
+    """Trainer's compute_metrics for `PolarBertForSequenceClassification` under `config`'s problem type:
+    regression: per target bias (median residual), resolution (half 16-84 % width) and RMSE, in the target's
+    units; classification: accuracy and ROC AUC (multi-label: their means over the labels)."""
+    problem_type, names = config.problem_type, [config.id2label[i] for i in range(config.num_labels)]
+
+    def compute(eval_prediction) -> dict:
+        predictions = eval_prediction.predictions
+        logits = np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
+        labels = np.asarray(eval_prediction.label_ids)
+        metrics = {}
+        if problem_type == "regression":
+            labels = labels.reshape(len(logits), -1)
+            for index, name in enumerate(names):
+                summary = residual_summary(logits[:, index], labels[:, index])
+                for key in ("bias", "resolution", "rmse"):
+                    metrics[f"{metric_name(name)}_{key}"] = summary[key]
+            return metrics
+        probabilities = class_probabilities(logits, problem_type)
+        if problem_type == "single_label_classification":
+            classes = labels.reshape(-1).astype(np.int64)
+            metrics["accuracy"] = accuracy(probabilities.argmax(axis=-1), classes)
+            metrics["roc_auc"] = class_auc(probabilities, classes)
+            return metrics
+        truth = labels.astype(bool)
+        metrics["accuracy"] = accuracy(probabilities > 0.5, truth)
+        metrics["roc_auc"] = float(np.nanmean([class_auc(np.stack([1 - p, p], -1), t.astype(np.int64))
+                                               for p, t in zip(probabilities.T, truth.T)]))
+        return metrics
+
+    return compute

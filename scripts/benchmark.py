@@ -422,7 +422,7 @@ def benchmark_trainer(args, dataset, device, batching: str) -> Result:
 
     from transformers import TrainerCallback, TrainingArguments
 
-    from modeling_polarbert.training import PolarBertTrainer
+    from modeling_polarbert.trainer import PolarBertTrainer
 
     stamps = []
 

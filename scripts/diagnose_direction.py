@@ -21,13 +21,10 @@ from modeling_polarbert.collators import PolarBertDirectionCollator, as_training
 from modeling_polarbert.diagnostics import LearningDiagnostics, input_scales
 from modeling_polarbert.evaluation import evaluate_model
 from modeling_polarbert.loading import load_prepared_dataset
-from modeling_polarbert.training import (
-    ModelArguments,
-    PolarBertTrainer,
-    build_config,
-    compute_direction_metrics,
-    freeze_backbone,
-)
+from modeling_polarbert.task_metrics import compute_direction_metrics
+from modeling_polarbert.trainer import PolarBertTrainer
+from modeling_polarbert.training import freeze_backbone
+from modeling_polarbert.training_args import ModelArguments, build_config
 from transformers import TrainingArguments, set_seed
 
 

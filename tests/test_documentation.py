@@ -74,7 +74,7 @@ def script_options(script: Path) -> set[str]:
     if script.name in ("pretrain.py", "finetune.py"):
         from transformers import HfArgumentParser
 
-        from modeling_polarbert.training import ARGUMENT_TYPES
+        from modeling_polarbert.training_args import ARGUMENT_TYPES
 
         parser = HfArgumentParser(ARGUMENT_TYPES)
     else:  # build the script's argparse parser by calling its main() up to parse_args
@@ -157,7 +157,7 @@ def test_every_command_names_existing_scripts_configs_and_options():
 def test_every_config_parses_into_the_training_arguments():
     from transformers import TrainingArguments
 
-    from modeling_polarbert.training import DataArguments, ModelArguments, parse_arguments
+    from modeling_polarbert.training_args import DataArguments, ModelArguments, parse_arguments
 
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert len(configs) >= 4

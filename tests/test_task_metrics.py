@@ -1,13 +1,17 @@
-"""The event-level metrics of task_metrics.py (resolution, ROC curve and AUC, confusion matrix) against direct, slow
-computations from their definitions."""
+"""The metrics of task_metrics.py: the event-level ones (resolution, ROC curve and AUC, confusion matrix) against
+direct, slow computations from their definitions, and the pretraining metrics that Trainer gathers per event."""
 
 import numpy as np
 import pytest
+import torch
+from transformers import EvalPrediction
 
 from modeling_polarbert.task_metrics import (
     class_auc,
     class_probabilities,
+    compute_pretraining_metrics,
     confusion_matrix,
+    preprocess_pretraining_logits,
     resolution,
     residual_summary,
     roc_auc,
@@ -85,3 +89,33 @@ def test_class_probabilities_and_auc_of_two_and_more_classes():
     classes = rng.integers(0, 3, 60)
     expected = np.mean([pairwise_auc(classes == k, three[:, k]) for k in range(3)])
     assert class_auc(three, classes) == pytest.approx(expected)
+
+
+def test_pretraining_metrics_count_masked_pulses_only():
+    labels = torch.tensor([[3, -100, 1], [-100, 2, -100]])
+    logits = torch.full((2, 3, 5), -10.0)
+    logits[0, 0, 3] = 10.0  # right
+    logits[0, 2, 4] = 10.0  # wrong (label 1)
+    logits[1, 1, 2] = 10.0  # right
+    logits[1, 0, 0] = 10.0  # unmasked: must not count
+    charge = torch.tensor([1.0, 2.0])
+    per_event = preprocess_pretraining_logits((logits, charge), (labels, torch.tensor([1.5, 2.0])))
+    metrics = compute_pretraining_metrics(EvalPrediction(
+        predictions=tuple(part.numpy() for part in per_event), label_ids=(labels.numpy(), np.array([1.5, 2.0])),
+    ))
+    assert metrics["masked_dom_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["charge_mse"] == pytest.approx(0.125)
+    expected = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
+    assert metrics["masked_dom_cross_entropy"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_pretraining_eval_outputs_are_per_event_so_processes_can_gather_them():
+    # Trainer gathers eval outputs across processes along dim 0 and drops the events that even batching repeats:
+    # every output must have one row per event, however many pulses each event masks.
+    labels = torch.tensor([[7, 8, 9, -100], [-100, -100, -100, -100], [-100, 4, -100, -100]])
+    sparse_logits = torch.randn(4, 10)  # sparse_prediction: the 4 masked pulses' rows, row-major
+    cross_entropy, hits, n_masked, charge = preprocess_pretraining_logits((sparse_logits, torch.zeros(3)), labels)
+    assert [tuple(part.shape) for part in (cross_entropy, hits, n_masked, charge)] == [(3,)] * 4
+    assert n_masked.tolist() == [3, 0, 1]
+    each = torch.nn.functional.cross_entropy(sparse_logits, labels[labels != -100], reduction="none")
+    torch.testing.assert_close(cross_entropy, torch.stack([each[:3].sum(), torch.tensor(0.0), each[3]]))

@@ -1,4 +1,5 @@
-"""Training (modeling_polarbert.training): the runs end to end at a size of seconds, resume, Hub folder, bad input."""
+"""Training (modeling_polarbert.training): the runs end to end at a size of seconds, resume, Hub folder, bad input,
+several processes, a time limit."""
 
 import json
 import math
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, EvalPrediction, TrainerControl, TrainerState, TrainingArguments, get_scheduler
-from transformers.trainer_pt_utils import get_length_grouped_indices
+from transformers import AutoModel, TrainingArguments
 
 from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM, PolarBertModel
 from modeling_polarbert.collators import PolarBertPretrainingCollator, as_training_dataset
@@ -24,21 +24,9 @@ from modeling_polarbert.numpy_directions import angles_to_unit_vector, opening_a
 from modeling_polarbert.prediction import load_direction_model, predict_directions
 from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.simulation import simulate_kaggle_dir
-from modeling_polarbert.training import (
-    DataArguments,
-    EpochSeededLengthGroupedSampler,
-    ModelArguments,
-    PolarBertTrainer,
-    PolarBertTrainingArguments,
-    StopAtTimeLimit,
-    StopOnNonFiniteLoss,
-    check_launch,
-    compute_pretraining_metrics,
-    parse_arguments,
-    preprocess_pretraining_logits,
-    run_finetuning,
-    run_pretraining,
-)
+from modeling_polarbert.task_metrics import compute_pretraining_metrics, preprocess_pretraining_logits
+from modeling_polarbert.trainer import PolarBertTrainer
+from modeling_polarbert.training import run_finetuning, run_pretraining
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,50 +37,6 @@ TINY = ["--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_
 def run_pretrain(output_dir, dataset, *extra):
     return run_pretraining([str(ROOT / "configs/pretrain_tiny.yaml"), "--train_dataset", str(dataset),
                           "--output_dir", str(output_dir), "--eval_events", "100", *TINY, *extra])
-
-
-def test_yaml_sets_defaults_and_the_command_line_overrides(tmp_path):
-    model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, DataArguments, TrainingArguments),
-        [str(ROOT / "configs/finetune_tiny.yaml"), "--learning_rate", "0.5", "--output_dir", str(tmp_path)],
-    )
-    assert training_args.learning_rate == 0.5  # overridden
-    assert training_args.optim == "schedule_free_adamw"  # from the YAML file
-    assert data_args.train_dataset == "data/quickstart/prepared_labelled"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("learning_rat: 0.1\n")
-    with pytest.raises(ValueError, match="unknown argument"):
-        parse_arguments((ModelArguments, DataArguments, TrainingArguments), [str(bad)])
-
-
-def test_pretraining_metrics_count_masked_pulses_only():
-    labels = torch.tensor([[3, -100, 1], [-100, 2, -100]])
-    logits = torch.full((2, 3, 5), -10.0)
-    logits[0, 0, 3] = 10.0  # right
-    logits[0, 2, 4] = 10.0  # wrong (label 1)
-    logits[1, 1, 2] = 10.0  # right
-    logits[1, 0, 0] = 10.0  # unmasked: must not count
-    charge = torch.tensor([1.0, 2.0])
-    per_event = preprocess_pretraining_logits((logits, charge), (labels, torch.tensor([1.5, 2.0])))
-    metrics = compute_pretraining_metrics(EvalPrediction(
-        predictions=tuple(part.numpy() for part in per_event), label_ids=(labels.numpy(), np.array([1.5, 2.0])),
-    ))
-    assert metrics["masked_dom_accuracy"] == pytest.approx(2 / 3)
-    assert metrics["charge_mse"] == pytest.approx(0.125)
-    expected = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
-    assert metrics["masked_dom_cross_entropy"] == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_pretraining_eval_outputs_are_per_event_so_processes_can_gather_them():
-    # Trainer gathers eval outputs across processes along dim 0 and drops the events that even batching repeats:
-    # every output must have one row per event, however many pulses each event masks.
-    labels = torch.tensor([[7, 8, 9, -100], [-100, -100, -100, -100], [-100, 4, -100, -100]])
-    sparse_logits = torch.randn(4, 10)  # sparse_prediction: the 4 masked pulses' rows, row-major
-    cross_entropy, hits, n_masked, charge = preprocess_pretraining_logits((sparse_logits, torch.zeros(3)), labels)
-    assert [tuple(part.shape) for part in (cross_entropy, hits, n_masked, charge)] == [(3,)] * 4
-    assert n_masked.tolist() == [3, 0, 1]
-    each = torch.nn.functional.cross_entropy(sparse_logits, labels[labels != -100], reduction="none")
-    torch.testing.assert_close(cross_entropy, torch.stack([each[:3].sum(), torch.tensor(0.0), each[3]]))
 
 
 def test_pretraining_lowers_the_masked_dom_loss(simulated, tmp_path):
@@ -257,14 +201,6 @@ def test_scripts_reject_bad_input_with_a_clear_error(simulated, tmp_path):
                        "--output_dir", str(tmp_path / "out")])
 
 
-def test_a_non_finite_loss_stops_the_run():
-    state = SimpleNamespace(global_step=17)
-    callback = StopOnNonFiniteLoss()
-    callback.on_log(SimpleNamespace(output_dir="x"), state, None, logs={"loss": 1.5})
-    with pytest.raises(FloatingPointError, match="step 17"):
-        callback.on_log(SimpleNamespace(output_dir="x"), state, None, logs={"loss": float("nan")})
-
-
 REMOTE_LOAD = textwrap.dedent(
     """
     import sys
@@ -413,113 +349,12 @@ def test_two_process_evaluation_gives_the_metrics_of_one_process(simulated, two_
         assert two_processes[name] == pytest.approx(one_process[name], rel=1e-5), name
 
 
-def test_accelerate_cpu_launch_of_several_processes_is_refused_not_run_alone(tmp_path):
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-    from accelerate.utils.launch import prepare_simple_launcher_cmd_env
-
-    def environment_of(*launch_args):
-        args, _, _ = _validate_launch_command(launch_command_parser().parse_args([*launch_args, "script.py"]))
-        return prepare_simple_launcher_cmd_env(args)[1]
-
-    # What `accelerate launch --cpu --num_processes 2` hands its one process:
-    with pytest.raises(ValueError, match="starts only one"):
-        check_launch(environment_of("--cpu", "--num_processes", "2"))
-    check_launch(environment_of("--cpu", "--num_processes", "1"))  # one process, as asked
-    check_launch({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "WORLD_SIZE": "2", "RANK": "1"})  # torchrun
-    check_launch({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "PMI_SIZE": "2"})  # mpirun
-
-
-# ---- a wall-clock budget (StopAtTimeLimit) -------------------------------------------------------------------
-
-
-def _timed_steps(tmp_path, max_seconds, seconds_per_step, max_steps=1000, save_strategy="steps"):
-    """Drive StopAtTimeLimit as Trainer does (optimizer step, scheduler step, on_step_end) under a fake clock;
-    return (state, control, learning rates used at each step, callback)."""
-    args = PolarBertTrainingArguments(output_dir=str(tmp_path), lr_scheduler_type="cosine", warmup_steps=0,
-                                      learning_rate=1.0, save_strategy=save_strategy, report_to="none")
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=0, num_training_steps=max_steps)
-    state, control, now = TrainerState(max_steps=max_steps), TrainerControl(), [0.0]
-    callback = StopAtTimeLimit(max_seconds, skip_steps=5, calibration_steps=20, clock=lambda: now[0])
-    callback.on_train_begin(args, state, control)
-    learning_rates = []
-    while not control.should_training_stop and state.global_step < state.max_steps:
-        now[0] += seconds_per_step(state.global_step)
-        learning_rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-        state.global_step += 1
-        callback.on_step_end(args, state, control, lr_scheduler=scheduler)
-    return state, control, learning_rates, callback
-
-
-def test_time_limit_fits_the_cosine_schedule_to_the_steps_that_fit(tmp_path):
-    state, control, learning_rates, _ = _timed_steps(tmp_path, max_seconds=100, seconds_per_step=lambda step: 2.0)
-    # 2 s per step, 100 s: 50 steps, and the cosine is re-made for 50 once measured (after 5 + 20 steps).
-    assert state.global_step == state.max_steps == 50 and control.should_training_stop
-    assert learning_rates[24] == pytest.approx(0.5 * (1 + math.cos(math.pi * 24 / 1000)))  # the 1000-step cosine
-    assert learning_rates[25] == pytest.approx(0.5 * (1 + math.cos(math.pi * 25 / 50)))  # refitted: half-way
-    assert learning_rates[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 49 / 50)))  # close to zero at the end
-    assert control.should_save  # a checkpoint where it stopped
-
-
-def test_time_limit_stops_a_run_that_slows_down_in_time(tmp_path):
-    state, control, _, callback = _timed_steps(tmp_path, max_seconds=100, save_strategy="no",
-                                               seconds_per_step=lambda step: 2.0 if step < 30 else 5.0)
-    elapsed = 30 * 2.0 + (state.global_step - 30) * 5.0
-    assert control.should_training_stop and 100 <= elapsed < 105  # stopped by the clock, at the first step past it
-    assert state.global_step < callback.fitted_steps  # before the steps the early rate promised
-    assert not control.should_save  # save_strategy "no": the scripts save the final model themselves
-
-
-def test_time_limit_never_lengthens_a_run(tmp_path):
-    state, control, learning_rates, callback = _timed_steps(tmp_path, max_seconds=1000, max_steps=40,
-                                                            seconds_per_step=lambda step: 1.0)
-    assert state.global_step == state.max_steps == 40 and callback.fitted_steps == 40
-    assert learning_rates[39] == pytest.approx(0.5 * (1 + math.cos(math.pi * 39 / 40)))
-    with pytest.raises(ValueError, match="positive"):
-        StopAtTimeLimit(0)
-
-
-def test_inside_trainer_the_time_limit_refits_the_real_schedule_and_ends_it_at_zero(simulated, tmp_path):
-    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                             sparse_prediction=True)
-    args = PolarBertTrainingArguments(
-        output_dir=str(tmp_path), num_train_epochs=1000, per_device_train_batch_size=32, learning_rate=1e-3,
-        lr_scheduler_type="cosine", warmup_steps=0, use_cpu=True, save_strategy="no", eval_strategy="no",
-        report_to="none", disable_tqdm=True, logging_steps=1, label_names=["labels", "total_charge"],
-        remove_unused_columns=False)
-    ticks = iter(range(10**6))  # one second per look at the clock: per step, and at train and epoch boundaries
-    trainer = PolarBertTrainer(
-        model=PolarBertForMaskedDOM(config), args=args,
-        train_dataset=as_training_dataset(load_prepared_dataset(str(simulated / "prepared"))),
-        data_collator=PolarBertPretrainingCollator(config, seed=0),
-        callbacks=[StopAtTimeLimit(30, skip_steps=2, calibration_steps=10, clock=lambda: float(next(ticks)))])
-    trainer.train()
-    # 1 s per step and 30 s: calibrated at step 12 for 30 steps, refined at the end of epoch 1 (16 steps, a tick).
-    assert 25 <= trainer.state.global_step <= 30 < 1000 * math.ceil(500 / 32)
-    assert trainer.state.max_steps == trainer.state.global_step  # the fitted length, reached
-    rate = {entry["step"]: entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry}
-    assert rate[12] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 11 / 16000)))  # the planned cosine
-    assert rate[13] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 12 / 30)))  # refitted: 30 steps
-    assert rate[trainer.state.global_step] < 0.02e-3  # and it ends near zero
-
-
 def test_a_pretraining_run_with_a_time_limit_stops_and_saves(simulated, tmp_path):
     run_pretrain(tmp_path / "run", simulated / "prepared", "--num_train_epochs", "10000", "--max_train_seconds", "2")
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     assert 0 < state["epoch"] < 10000
     assert json.loads((tmp_path / "run" / "training_args.json").read_text())["max_train_seconds"] == 2
     assert type(AutoModel.from_pretrained(tmp_path / "run")).__name__ == "PolarBertModel"
-
-
-@pytest.mark.parametrize("n_events,batch_size,seed", [(100_003, 512, 0), (37, 8, 1), (5, 64, 2)])
-def test_length_grouped_order_is_transformers_order(n_events, batch_size, seed):
-    lengths = np.random.default_rng(seed).integers(1, 50, n_events)  # many ties
-    sampler = EpochSeededLengthGroupedSampler(batch_size, lengths=lengths, seed=seed)
-    sampler.set_epoch(3)
-    expected = get_length_grouped_indices(lengths.tolist(), batch_size, generator=torch.Generator().manual_seed(seed + 3))
-    assert list(sampler) == expected and len(sampler) == n_events
 
 
 def test_a_schedule_free_model_is_saved_with_the_weights_it_is_evaluated_with(simulated, tmp_path):
