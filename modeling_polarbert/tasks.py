@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .kaggle_layout import PULSE_COLUMNS
+
 TASKS = ("direction", "regression", "classification")
 LOG10_PREFIX = "log10:"
 
@@ -70,7 +72,7 @@ def label_table(dataset, specs: Sequence[str], name: str) -> pa.Table:
     if missing:
         raise ValueError(
             f"{name}: no column {missing[0]!r} for the labels (label_columns {list(specs)}); its per-event columns "
-            f"are {[c for c in dataset.column_names if c not in ('sensor_id', 'time', 'charge', 'auxiliary')]}"
+            f"are {[c for c in dataset.column_names if c not in PULSE_COLUMNS]}"
         )
     # select_columns is free; slicing the arrow-formatted dataset gathers just these columns through its selection.
     return dataset.select_columns(["event_id", *source_columns(specs)]).with_format("arrow")[:]

@@ -6,7 +6,8 @@ flows, with what each module may import in its last column. These tests parse th
 imports (at any depth, so an import inside a function counts) and hold them against each other:
 - a module imports only what its row names, and its row names only what it imports (the table is true);
 - no module imports one of a later row (the flow runs one way; the one exception is documented beside the table);
-- there are no import circles; `cli.py` imports the package inside its handlers only;
+- there are no import circles; `cli.py` imports the package inside its handlers only; no module imports another's
+  private (underscored) names;
 - nothing in the package imports scripts/ or the tests, and the tests import scripts from their files only.
 """
 
@@ -169,6 +170,15 @@ def test_the_hub_files_import_nothing_else_of_the_package():
     hub_files = {"configuration_polarbert", "modeling_polarbert", "feature_extraction_polarbert"}
     for unit in hub_files:
         assert imports[unit]["package"] <= hub_files - {unit}, unit
+
+
+def test_no_module_imports_another_modules_private_names():
+    # A name with a leading underscore is its module's own; what another module needs is public (the simulator's
+    # steps included: `simulation/__init__.py` says which of them the package's users see).
+    private = [f"{path.relative_to(PACKAGE)}: {name} from {module}" for path in package_files()
+               for module, _, names in imports_of(path) if module.startswith("modeling_polarbert")
+               for name in names if name.startswith("_")]
+    assert private == []
 
 
 def test_nothing_in_the_package_imports_scripts_or_tests():

@@ -6,7 +6,6 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +13,7 @@ import torch
 
 from modeling_polarbert import PolarBertConfig
 from modeling_polarbert.collators import PolarBertPretrainingCollator
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_script(name: str):
-    """A script of scripts/ as a module, loaded from its file (scripts/ is not put on sys.path)."""
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from script_loading import load_script  # tests/ is on sys.path under pytest
 
 benchmark = load_script("benchmark")
 gpu_benchmark = load_script("gpu_benchmark")

@@ -3,7 +3,6 @@ commands name exists; no reference points outside the repository; the paper is c
 README's commands after the main job run as written (at a smaller size, on data made here)."""
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from unittest import mock
 import pandas as pd
 import pytest
 import yaml
+from script_loading import load_script  # tests/ is on sys.path under pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", ROOT / "model_card.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -78,9 +78,7 @@ def script_options(script: Path) -> set[str]:
 
         parser = HfArgumentParser(ARGUMENT_TYPES)
     else:  # build the script's argparse parser by calling its main() up to parse_args
-        spec = importlib.util.spec_from_file_location(f"documented_{script.stem}", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_script(script.stem)  # scripts/<stem>.py: the token matched scripts/[\w.-]+\.py
         with mock.patch.object(argparse.ArgumentParser, "parse_args", autospec=True, side_effect=_raise_parser):
             with pytest.raises(_Parser) as raised:
                 module.main()

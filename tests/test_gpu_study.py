@@ -1,11 +1,8 @@
 """scripts/gpu_study.py at its tiny CPU size: every phase runs, and what it writes is complete and consistent (the
 GPU run itself is the same code at another size)."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -16,18 +13,7 @@ from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_polarbert  # noqa: F401
 from modeling_polarbert import PolarBertModel
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_script(name: str):
-    """A script of scripts/ as a module, loaded from its file (scripts/ is not put on sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # so that its simulation workers' function pickles by name
-    spec.loader.exec_module(module)
-    return module
-
+from script_loading import load_script  # tests/ is on sys.path under pytest
 
 gpu_study = load_script("gpu_study")
 

@@ -1,7 +1,6 @@
 """The sample-efficiency study (modeling_polarbert.studies) as the quickstart runs it, at a small size, with a
 shipped backbone; its table; how the quickstart finds a backbone."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -18,26 +17,19 @@ from transformers import AutoModel
 from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM
 from modeling_polarbert.hub import save_backbone
 from modeling_polarbert.studies import results_table
+from script_loading import load_script  # tests/ is on sys.path under pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_script(name: str):
-    """A script of scripts/ as a module, loaded from its file (scripts/ is not put on sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quickstart_pipeline_at_a_small_size_with_a_shipped_backbone(tmp_path):
+def test_quickstart_pipeline_at_a_small_size_with_a_frozen_shipped_backbone(tmp_path):
     torch.manual_seed(0)
     config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     PolarBertForMaskedDOM(config).save_pretrained(tmp_path / "pretrained")
     backbone = save_backbone(tmp_path / "pretrained", tmp_path / "polarbert-tiny-sim", training_data="a test backbone")
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts/quickstart.py"), "--small", "--out", str(tmp_path / "runs"),
-         "--data-dir", str(tmp_path / "data"), "--backbone", str(backbone)],
+         "--data-dir", str(tmp_path / "data"), "--backbone", str(backbone), "--freeze-backbone"],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,7 +40,7 @@ def test_quickstart_pipeline_at_a_small_size_with_a_shipped_backbone(tmp_path):
     assert row["linefit"] < 1.4  # LineFit on the simulation is far from random
     assert results["backbone"] == str(backbone)
     assert "| labelled events | pretrained | from scratch | shipped backbone | LineFit | random |" in result.stdout
-    assert "Fine-tuning only a direction head on the shipped backbone" in " ".join(result.stdout.split())  # wrapped
+    assert f"Fine-tuned from the shipped backbone ({backbone})" in " ".join(result.stdout.split())  # wrapped
     # Frozen: the fine-tuned model carries the shipped (bf16) backbone unchanged, in float32, and a trained head.
     tuned = load_file(tmp_path / "runs" / "backbone_300" / "model.safetensors")
     for name, tensor in load_file(backbone / "model.safetensors").items():
@@ -89,7 +81,7 @@ def test_quickstart_says_in_one_line_that_no_backbone_is_shipped(tmp_path, capsy
     quickstart = load_script("quickstart")
     assert quickstart.shipped_backbone(tmp_path / "missing") is None
     assert capsys.readouterr().out.strip().splitlines() == [
-        f"No pretrained backbone at {tmp_path / 'missing'} (none has been shipped yet): fine-tuning from it is skipped."]
+        f"No pretrained backbone at {tmp_path / 'missing'}: fine-tuning from it is skipped."]
     (tmp_path / "backbone").mkdir()
     (tmp_path / "backbone" / "config.json").write_text("{}")
     assert quickstart.shipped_backbone(tmp_path / "backbone") == tmp_path / "backbone"

@@ -1,8 +1,6 @@
 """scripts/track_cascade_features.py: the one-line physics yardsticks of a track/cascade classifier."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,20 +9,11 @@ from modeling_polarbert.collators import as_training_dataset
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
 from modeling_polarbert.task_metrics import roc_auc
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("scripts_track_cascade_features",
-                                                  ROOT / "scripts" / "track_cascade_features.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_loading import load_script  # tests/ is on sys.path under pytest
 
 
 def test_feature_aucs_are_those_of_the_features_computed_directly(simulated, tmp_path):
-    results = load_script().main([str(simulated / "prepared"), "--out", str(tmp_path / "out")])
+    results = load_script("track_cascade_features").main([str(simulated / "prepared"), "--out", str(tmp_path / "out")])
     dataset = load_prepared_dataset(str(simulated / "prepared"))
     is_track = np.asarray(dataset["is_track"], dtype=bool)
     pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
@@ -49,7 +38,7 @@ def test_a_dataset_without_is_track_is_refused(tmp_path):
     datasets.Dataset.from_dict({"event_id": [1], "sensor_id": [[1]], "time": [[1]], "charge": [[1.0]],
                                 "auxiliary": [[False]]}).save_to_disk(str(folder))
     with pytest.raises(SystemExit) as exit_info:
-        load_script().main([str(folder), "--out", str(tmp_path / "out")])
+        load_script("track_cascade_features").main([str(folder), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and not (tmp_path / "out").exists()
 
 
@@ -70,7 +59,7 @@ def test_time_swap_changes_only_the_time_features(simulated, tmp_path):
     is_track = np.asarray(dataset["is_track"], dtype=bool)
     own = roc_auc(is_track, class_probabilities(predict_sequence_logits(model, dataset, progress=False),
                                                 config.problem_type)[:, 1])
-    script = load_script()
+    script = load_script("track_cascade_features")
     # A batch of one event has no other event to take times from: the model's own AUC, to rounding.
     assert script.auc_with_time_of_other_events(model, dataset, is_track, batch_size=1) == pytest.approx(own, abs=1e-6)
     assert script.auc_with_time_of_other_events(model, dataset, is_track) != pytest.approx(own, abs=1e-3)

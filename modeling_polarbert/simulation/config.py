@@ -19,7 +19,6 @@ SPEED_OF_LIGHT_M_PER_NS = 0.299792458
 NUM_STRINGS = NUM_DOMS // DOMS_PER_STRING
 FIRST_DEEPCORE_SENSOR = 78 * DOMS_PER_STRING  # strings 79-86 (1-based) are DeepCore
 
-PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 TRUTH_COLUMNS = ("azimuth", "zenith", "energy", "is_track", "vertex_x", "vertex_y", "vertex_z")
 
 

@@ -38,7 +38,7 @@ def _layered_length(z: np.ndarray, values: tuple, config: SimulatorConfig) -> np
 
 
 @lru_cache(maxsize=4)
-def _detector(config: SimulatorConfig = DEFAULT_CONFIG) -> _Detector:
+def detector_tables(config: SimulatorConfig = DEFAULT_CONFIG) -> _Detector:
     positions = np.asarray(load_sensor_geometry(), dtype=np.float64)
     sensor = np.arange(NUM_DOMS)
     deepcore = sensor >= FIRST_DEEPCORE_SENSOR
@@ -68,19 +68,19 @@ def _detector(config: SimulatorConfig = DEFAULT_CONFIG) -> _Detector:
 
 
 @lru_cache(maxsize=4)
-def _detector_float32(config: SimulatorConfig = DEFAULT_CONFIG) -> _Detector:
+def detector_tables_float32(config: SimulatorConfig = DEFAULT_CONFIG) -> _Detector:
     """The detector tables in float32: the (event, DOM) pair arithmetic runs ~1.5x faster, and float32's
     7 digits are ample for metres and nanoseconds at these scales."""
-    detector = _detector(config)
+    detector = detector_tables(config)
     return _Detector(**{name: value.astype(np.float32) if value.dtype == np.float64 else value
                         for name, value in vars(detector).items()})
 
 
-def _float32_truth(truth: dict) -> dict:
+def float32_truth(truth: dict) -> dict:
     return {name: value.astype(np.float32) if value.dtype == np.float64 else value for name, value in truth.items()}
 
 
-def _path_mean_inverse(integral_src, integral_dom, inverse_dom, dz, flat):
+def path_mean_inverse(integral_src, integral_dom, inverse_dom, dz, flat):
     """Mean of 1/length along a straight path rising by dz = z_dom - z_src: (F(z_dom) - F(z_src)) / dz.
 
     Near-horizontal paths (`flat`: |dz| < 1 m) take the value at the DOM, avoiding 0/0.

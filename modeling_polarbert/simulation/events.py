@@ -12,18 +12,18 @@ from tqdm.auto import tqdm
 from ..geometry import NUM_DOMS
 from ..kaggle_layout import PULSE_COLUMNS
 from .config import CHUNK_EVENTS, DEFAULT_CONFIG, SPLITS, TEST_EVENT_ID_OFFSET, TRUTH_COLUMNS, SimulatorConfig
-from .detector import _detector, _detector_float32, _float32_truth
-from .light import _candidate_pairs, _muon_light, _shower_light
+from .detector import detector_tables, detector_tables_float32, float32_truth
+from .light import candidate_pairs, muon_track_light, shower_light
 from .pulses import (
-    _group_into_pulses,
-    _passes_trigger,
-    _photon_times_and_charges,
-    _poisson,
-    _quantise_charge,
-    _single_pe_charges,
+    group_into_pulses,
     hlc_auxiliary,
+    passes_trigger,
+    photon_times_and_charges,
+    poisson_counts,
+    quantise_charge,
+    single_pe_charges,
 )
-from .truth import _sample_truth
+from .truth import sample_truth
 
 
 def _chunk_rng(seed: int, split: str, chunk: int) -> np.random.Generator:
@@ -44,22 +44,22 @@ def _per_event_light_factors(truth, config):
 
 def _signal_pulses(rng, truth, config, detector):
     """Signal pulses of all events of a chunk, times relative to each event's vertex time."""
-    event, dom = _candidate_pairs(truth, config, detector)
-    truth, detector = _float32_truth(_per_event_light_factors(truth, config)), _detector_float32(config)
+    event, dom = candidate_pairs(truth, config, detector)
+    truth, detector = float32_truth(_per_event_light_factors(truth, config)), detector_tables_float32(config)
     tracks = truth["is_track"][event]
-    parts = [_shower_light(event, dom, truth, config, detector), _muon_light(event[tracks], dom[tracks], truth, config, detector)]
+    parts = [shower_light(event, dom, truth, config, detector), muon_track_light(event[tracks], dom[tracks], truth, config, detector)]
     pair_event, pair_dom = [event, event[tracks]], [dom, dom[tracks]]
 
     hit_event, hit_dom, photon_time, photon_charge = [], [], [], []
     for (mean_pe, arrival, distance, inv_scat), ev, dm in zip(parts, pair_event, pair_dom):
-        n_pe = _poisson(rng, mean_pe)
+        n_pe = poisson_counts(rng, mean_pe)
         hit = n_pe > 0
-        idx, t, q = _photon_times_and_charges(rng, n_pe[hit], arrival[hit], distance[hit], inv_scat[hit], config)
+        idx, t, q = photon_times_and_charges(rng, n_pe[hit], arrival[hit], distance[hit], inv_scat[hit], config)
         hit_event.append(ev[hit][idx])
         hit_dom.append(dm[hit][idx])
         photon_time.append(t)
         photon_charge.append(q)
-    return _group_into_pulses(
+    return group_into_pulses(
         np.concatenate(hit_event), np.concatenate(hit_dom), np.concatenate(photon_time), np.concatenate(photon_charge), config
     )
 
@@ -72,7 +72,7 @@ def _noise_pulses(rng, window_start, window_end, noise_rate_hz, config, detector
     event = np.repeat(np.arange(len(n)), n)
     dom = rng.choice(NUM_DOMS, size=len(event), p=weight / weight.sum())
     time = rng.uniform(window_start[event], window_end[event])
-    return event, dom, time, _single_pe_charges(rng, len(event), config)
+    return event, dom, time, single_pe_charges(rng, len(event), config)
 
 
 def _per_event_min_max(event, values, n_events):
@@ -93,9 +93,9 @@ def simulate_chunk(chunk: int, seed: int = 0, split: str = "train", config: Simu
     `charge` (float64), `auxiliary` (bool), grouped by event (ascending id) and time-sorted inside an event.
     """
     rng = _chunk_rng(seed, split, chunk)
-    detector = _detector(config)
+    detector = detector_tables(config)
     n = CHUNK_EVENTS
-    truth = _sample_truth(rng, n, config)
+    truth = sample_truth(rng, n, config)
 
     event, dom, time, charge = _signal_pulses(rng, truth, config, detector)
     # Events with fewer signal pulses than the trigger needs HLC pulses are dropped here, before their noise:
@@ -114,14 +114,14 @@ def simulate_chunk(chunk: int, seed: int = 0, split: str = "train", config: Simu
     event = np.concatenate([event, noise[0]])
     dom = np.concatenate([dom, noise[1]])
     time = np.rint(np.concatenate([time, noise[2]])).astype(np.int64)
-    charge = _quantise_charge(np.concatenate([charge, noise[3]]), config)
+    charge = quantise_charge(np.concatenate([charge, noise[3]]), config)
     # Sort by (event, time, DOM) with one int64 key: event | time since the window start | DOM.
     time_in_window = time - np.rint(window_start).astype(np.int64)[event]
     order = np.argsort((event << 40) | (time_in_window << 13) | dom, kind="stable")
     event, dom, time, charge = event[order], dom[order], time[order], charge[order]
     auxiliary = hlc_auxiliary(dom, time, event, config.hlc_window_ns, config.hlc_max_dom_step)
 
-    passed = _passes_trigger(event, dom, auxiliary, n, config)
+    passed = passes_trigger(event, dom, auxiliary, n, config)
     keep = passed[event]
     return dict(
         event_id=chunk * CHUNK_EVENTS + np.flatnonzero(passed) + (TEST_EVENT_ID_OFFSET if split == "test" else 0),
@@ -140,7 +140,7 @@ def simulate_chunk(chunk: int, seed: int = 0, split: str = "train", config: Simu
     )
 
 
-def _take_events(result: dict, count: int) -> dict:
+def take_events(result: dict, count: int) -> dict:
     """The first `count` events of a chunk result (and their pulses)."""
     n_pulses = int(result["num_pulses"][:count].sum())
     return {key: value[:n_pulses] if key in PULSE_COLUMNS else value[:count] for key, value in result.items()}
@@ -157,7 +157,7 @@ def iter_simulated_chunks(n_events: int, seed: int = 0, split: str = "train", nu
     The last chunk is cut so that exactly `n_events` events come out. With `num_proc` > 1, chunks are simulated
     in a process pool, in waves, and still yielded in order: the output does not depend on `num_proc`.
     """
-    _check_simulation_args(n_events, seed, split, num_proc)
+    check_simulation_args(n_events, seed, split, num_proc)
     remaining = n_events
     bar = tqdm(total=n_events, unit="event", desc=f"simulate {split}", disable=not progress)
     pool = multiprocessing.get_context("fork").Pool(num_proc) if num_proc > 1 else None
@@ -170,7 +170,7 @@ def iter_simulated_chunks(n_events: int, seed: int = 0, split: str = "train", nu
             for result in results:
                 if remaining <= 0:
                     break
-                result = _take_events(result, remaining)
+                result = take_events(result, remaining)
                 remaining -= len(result["event_id"])
                 bar.update(len(result["event_id"]))
                 yield result
@@ -181,7 +181,7 @@ def iter_simulated_chunks(n_events: int, seed: int = 0, split: str = "train", nu
             pool.terminate()
 
 
-def _check_simulation_args(n_events, seed, split, num_proc):
+def check_simulation_args(n_events, seed, split, num_proc):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if int(n_events) < 1:
@@ -192,7 +192,7 @@ def _check_simulation_args(n_events, seed, split, num_proc):
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
 
 
-def _concatenate(results: list[dict]) -> dict:
+def concatenate_chunks(results: list[dict]) -> dict:
     return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
 
 
@@ -206,8 +206,8 @@ def simulate_events(n_events: int, seed: int = 0, split: str = "train", num_proc
         meta: DataFrame with event_id, first_pulse_index, last_pulse_index (inclusive rows of `pulses`),
             azimuth, zenith (Kaggle convention), energy (GeV), is_track, vertex_x, vertex_y, vertex_z (m).
     """
-    data = _concatenate(list(iter_simulated_chunks(n_events, seed, split, num_proc, config, progress)))
-    return _pulse_frame(data), _meta_frame(data, first_row=0)
+    data = concatenate_chunks(list(iter_simulated_chunks(n_events, seed, split, num_proc, config, progress)))
+    return _pulse_frame(data), meta_frame(data, first_row=0)
 
 
 def _pulse_frame(data: dict) -> pd.DataFrame:
@@ -216,7 +216,7 @@ def _pulse_frame(data: dict) -> pd.DataFrame:
     return frame
 
 
-def _meta_frame(data: dict, first_row: int) -> pd.DataFrame:
+def meta_frame(data: dict, first_row: int) -> pd.DataFrame:
     last = first_row + np.cumsum(data["num_pulses"]).astype(np.int64) - 1
     first = last - data["num_pulses"] + 1
     meta = pd.DataFrame({"event_id": data["event_id"].astype(np.int64), "first_pulse_index": first, "last_pulse_index": last})

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry import DOMS_PER_STRING, NUM_DOMS, load_sensor_geometry
 from .config import FIRST_DEEPCORE_SENSOR, NUM_STRINGS, SPEED_OF_LIGHT_M_PER_NS, SimulatorConfig
-from .detector import _path_mean_inverse
+from .detector import path_mean_inverse
 
 
 @lru_cache(maxsize=4)
@@ -113,7 +113,7 @@ def _muon_z_interval(to_string, vertex_z, u, reach):
     return np.where(empty, np.inf, low), np.where(empty, -np.inf, high)
 
 
-def _candidate_pairs(truth, config, detector):
+def candidate_pairs(truth, config, detector):
     """(event, DOM) pairs whose DOM can expect at least `min_expected_pe` (by the bound of `_light_reach`).
 
     Per (event, string), the DOMs in the z range within reach of the shower or of the muon's line (the union
@@ -175,10 +175,10 @@ def _expected_pe(pe_scale, distance, r_eff, cos_angle, dz, integrals_src, event,
     minus source) describe the path, whose start has the ice integrals `integrals_src` (see `_ice_integrals`).
     """
     flat = np.abs(dz) < 1.0
-    inv_att = _path_mean_inverse(
+    inv_att = path_mean_inverse(
         integrals_src[0], detector.att_integral_dom[dom], detector.inv_attenuation_dom[dom], dz, flat
     ) * truth["inverse_absorption_scale"][event]
-    inv_scat = _path_mean_inverse(
+    inv_scat = path_mean_inverse(
         integrals_src[1], detector.scat_integral_dom[dom], detector.inv_scattering_dom[dom], dz, flat
     ) * truth["inverse_scattering_scale"][event]
     photon_z = dz / r_eff
@@ -193,7 +193,7 @@ def _expected_pe(pe_scale, distance, r_eff, cos_angle, dz, integrals_src, event,
     return light * np.exp(-distance * inv_att), inv_scat
 
 
-def _shower_light(event, dom, truth, config, detector):
+def shower_light(event, dom, truth, config, detector):
     """A shower as a point source at the vertex: (mean p.e., direct arrival time after the vertex time, path
     length, mean 1/scattering length) per (event, DOM) pair."""
     pos = detector.positions
@@ -210,9 +210,9 @@ def _shower_light(event, dom, truth, config, detector):
     return mean_pe, distance * config.group_index / SPEED_OF_LIGHT_M_PER_NS, distance, inv_scat
 
 
-def _muon_light(event, dom, truth, config, detector):
+def muon_track_light(event, dom, truth, config, detector):
     """A muon as a line source from the vertex over its range, seen on its Cherenkov cone; same outputs as
-    `_shower_light`."""
+    `shower_light`."""
     pos = detector.positions
     vertex, u = truth["vertex"], truth["muon_direction"]
     ux, uy, uz = (u[event, k] for k in range(3))

@@ -9,7 +9,7 @@ from ..geometry import DOMS_PER_STRING, NUM_DOMS
 from .config import SPEED_OF_LIGHT_M_PER_NS
 
 
-def _poisson(rng, mean):
+def poisson_counts(rng, mean):
     """Poisson draws of photo-electron counts, exact, and several times faster than rng.poisson when (as here)
     most means are tiny: those go by inverse-CDF sampling, which touches each value beyond the first draw only
     while its uniform number lies above the running CDF."""
@@ -32,7 +32,7 @@ def _poisson(rng, mean):
     return count
 
 
-def _photon_times_and_charges(rng, n_pe, arrival, distance, inv_scat, config):
+def photon_times_and_charges(rng, n_pe, arrival, distance, inv_scat, config):
     """Arrival time and charge of every (macro-)photon of the hit DOMs; returns (hit index, time, charge).
 
     A DOM with more than `max_photons_per_dom` p.e. gets that many macro-photons sharing its charge, so the
@@ -49,20 +49,20 @@ def _photon_times_and_charges(rng, n_pe, arrival, distance, inv_scat, config):
     delay = rng.gamma(np.maximum(shape, 1e-6), scale_ns)
     time = arrival[hit] + delay + rng.normal(0.0, config.pmt_jitter_ns, len(hit))
     # A macro-photon of weight w carries the sum of w single-p.e. charges: mean w * <q>, spread sqrt(w) * sigma_q.
-    single = _single_pe_charges(rng, len(hit), config)
+    single = single_pe_charges(rng, len(hit), config)
     mean = 1.0 - config.spe_low_fraction * (1.0 - config.spe_low_mean_pe)
     charge = np.maximum(weight * mean + np.sqrt(weight) * (single - mean), config.charge_step_pe)
     return hit, time, charge
 
 
-def _single_pe_charges(rng, n, config):
+def single_pe_charges(rng, n, config):
     """Charge of one photo-electron: Gaussian(1, spe_sigma) plus an exponential low-charge part."""
     low = rng.random(n) < config.spe_low_fraction
     charge = np.where(low, rng.exponential(config.spe_low_mean_pe, n), rng.normal(1.0, config.spe_sigma, n))
     return np.maximum(charge, config.charge_step_pe)
 
 
-def _group_into_pulses(event, dom, time, charge, config):
+def group_into_pulses(event, dom, time, charge, config):
     """Photons of one DOM within one `pulse_bin_ns` bin (from the DOM's first photon) become one pulse.
 
     Returns (event, dom, time of the pulse's first photon, summed charge), sorted by (event, dom, time).
@@ -80,7 +80,7 @@ def _group_into_pulses(event, dom, time, charge, config):
     return event[start], dom[start], time[start], np.add.reduceat(charge, start)
 
 
-def _quantise_charge(charge, config):
+def quantise_charge(charge, config):
     """Kaggle charges are multiples of 0.025 p.e. (at least one step, at most the PMT's saturation)."""
     steps = np.clip(np.round(charge / config.charge_step_pe), 1.0, round(config.max_pulse_charge_pe / config.charge_step_pe))
     return steps / round(1.0 / config.charge_step_pe)
@@ -146,7 +146,7 @@ def hlc_auxiliary(sensor_id, time, event_index, window_ns: float = 1000.0, max_d
     return ~is_hlc
 
 
-def _passes_trigger(event, dom, auxiliary, n_events, config) -> np.ndarray:
+def passes_trigger(event, dom, auxiliary, n_events, config) -> np.ndarray:
     """(n_events,) bool: at least `trigger_min_hlc_doms` distinct DOMs with an HLC pulse (IceCube's SMT8,
     without its 5 us time window: events here last a few us anyway)."""
     hlc_dom_keys = np.unique(event[~auxiliary] * NUM_DOMS + dom[~auxiliary])

@@ -55,7 +55,7 @@ def _muon_energy_after(energy, distance, config):
     return np.maximum((energy + a / b) * np.exp(-b * distance) - a / b, 0.0)
 
 
-def _sample_truth(rng, n, config):
+def sample_truth(rng, n, config):
     """Per-event truth and nuisance parameters of n candidate events, as a dict of (n,) / (n, 3) arrays."""
     energy = sample_energies(rng, n, config)
     azimuth, zenith = _isotropic_angles(rng, n)

@@ -24,7 +24,7 @@ from ..kaggle_layout import (
     written_aside,
 )
 from .config import DEFAULT_CONFIG, TRUTH_COLUMNS, SimulatorConfig
-from .events import _check_simulation_args, _concatenate, _meta_frame, _take_events, iter_simulated_chunks
+from .events import check_simulation_args, concatenate_chunks, iter_simulated_chunks, meta_frame, take_events
 
 
 @lru_cache(maxsize=1)
@@ -51,9 +51,9 @@ class _BatchWriter:
     def add(self, data: dict):
         while len(data["event_id"]):
             room = self.batch_size - self.events_in_batch
-            head = _take_events(data, room)
+            head = take_events(data, room)
             n_head, rows_head = len(head["event_id"]), int(head["num_pulses"].sum())
-            meta = _meta_frame(head, first_row=self.rows_in_batch)
+            meta = meta_frame(head, first_row=self.rows_in_batch)
             meta.insert(0, "batch_id", np.int64(self.batch_id))
             self.meta.append(meta)
             self.buffer.append(head)
@@ -68,7 +68,7 @@ class _BatchWriter:
     def _flush(self):
         if not self.buffer:
             return
-        data = _concatenate(self.buffer)
+        data = concatenate_chunks(self.buffer)
         self.buffer = []
         event_id = np.repeat(data["event_id"], data["num_pulses"]).astype(np.int64)
         columns = [pa.array(data[name]) for name in PULSE_COLUMNS] + [pa.array(event_id)]
@@ -129,7 +129,7 @@ def simulate_kaggle_dir(out_dir, n_events: int, seed: int = 0, batch_size: int =
     batch_id, event_id, first/last_pulse_index (as Kaggle's), and the truth goes to test_truth.parquet.
     Every file is written under a temporary name and renamed when complete.
     """
-    _check_simulation_args(n_events, seed, split, num_proc)
+    check_simulation_args(n_events, seed, split, num_proc)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if int(event_id_offset) < 0:
