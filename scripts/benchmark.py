@@ -248,7 +248,8 @@ def events_in(batch: dict) -> int:
     return len(batch["cls_positions"]) if "cls_positions" in batch else len(batch["dom_ids"])
 
 
-def build_config(args, **overrides) -> PolarBertConfig:
+def benchmark_config(args, **overrides) -> PolarBertConfig:
+    """The config of the model size `--model` names, as fast pretraining runs it (sparse prediction, no value checks)."""
     return PolarBertConfig(**{**MODELS[args.model], "sparse_prediction": True, "check_inputs": False, **overrides})
 
 
@@ -363,7 +364,7 @@ def run_model_variants(args, dataset, device, dtype, rate, results: Results) -> 
                 for compile_option in args.compile:
                     for check_option in (args.check_inputs if training else ["off"]):
                         for checkpoint_option in (args.gradient_checkpointing if training else ["off"]):
-                            config = build_config(args, check_inputs=check_option == "on")
+                            config = benchmark_config(args, check_inputs=check_option == "on")
                             if batching not in cache:
                                 collator = collator_for(config, training, batching, args)
                                 batches = make_batches(dataset, collator, args.batch_size, batching,
@@ -433,7 +434,7 @@ def benchmark_trainer(args, dataset, device, batching: str) -> Result:
             if len(stamps) == args.warmup:
                 busy.__enter__()
 
-    config = build_config(args)
+    config = benchmark_config(args)
     torch.manual_seed(0)
     model = PolarBertForMaskedDOM(config)
     model.set_attn_implementation(args.trainer_attention)
@@ -472,7 +473,7 @@ def benchmark_prediction(args, dataset, device, dtype) -> Result:
     collator, DataLoader workers, the model in `dtype`."""
     from modeling_polarbert.prediction import predict_directions
 
-    config = build_config(args)
+    config = benchmark_config(args)
     torch.manual_seed(0)
     model = PolarBertForDirection(config).to(device, dtype).eval()
     model.set_attn_implementation(args.trainer_attention)
@@ -512,7 +513,7 @@ def load_script(name: str):
 def benchmark_reference(args, dataset, device, dtype) -> list:
     reference_harness = load_script("reference_harness")
 
-    config = build_config(args)
+    config = benchmark_config(args)
     try:
         model = reference_harness.build_reference(config, Path(args.reference))
     except (FileNotFoundError, ImportError) as error:
@@ -560,7 +561,7 @@ def benchmark_reference(args, dataset, device, dtype) -> list:
 def check_no_host_sync(args, dataset, device, dtype, batching: str, attention: str) -> Result:
     """One training step (forward, backward, AdamW) under `torch.cuda.set_sync_debug_mode("error")` on a GPU
     (which raises at any synchronisation), or with the host-sync ops counted on a CPU (forward and backward)."""
-    config = build_config(args)
+    config = benchmark_config(args)
     result = Result("check: no host sync in a training step", batching, attention, False, model=args.model)
     batches = [to_device(b, device, True) for b in make_batches(
         dataset, collator_for(config, True, batching, args), min(args.batch_size, 256), batching, 3, seed=2,
@@ -591,7 +592,7 @@ def check_no_host_sync(args, dataset, device, dtype, batching: str, attention: s
 
 def check_packed_equals_padded(args, dataset, device, attention: str) -> Result:
     """Loss and gradients of the packed batch against the padded batch of the same events, float32."""
-    config = build_config(args)
+    config = benchmark_config(args)
     result = Result("check: packed = padded, forward + backward", "packed", attention, False, model=args.model)
     lengths = np.asarray(dataset.lengths)
     indices = np.argsort(lengths, kind="stable")[:: max(len(lengths) // 64, 1)][:64].tolist()  # all lengths
@@ -696,7 +697,7 @@ def main(argv=None) -> list[Result]:
     dtype = torch.bfloat16 if bf16 else torch.float32
     dataset = as_training_dataset(load_events(args))
     rate = matmul_rate(device, dtype)
-    parameters = PolarBertForMaskedDOM(build_config(args)).num_parameters()
+    parameters = PolarBertForMaskedDOM(benchmark_config(args)).num_parameters()
     header = (f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), {dtype}, "
               f"matmul rate {rate / 1e12:.1f} TFLOP/s; model {args.model} ({parameters / 1e6:.1f} M parameters); "
               f"batch {args.batch_size}; {len(dataset):,} events, median {np.median(dataset.lengths):.0f} pulses; "
@@ -707,7 +708,7 @@ def main(argv=None) -> list[Result]:
     run_model_variants(args, dataset, device, dtype, rate, results)
     if "collator" in args.parts:
         for workers in args.workers:
-            results.append(benchmark_collator(dataset, build_config(args), args.batch_size, workers, args.steps,
+            results.append(benchmark_collator(dataset, benchmark_config(args), args.batch_size, workers, args.steps,
                                               args.model))
     if "trainer" in args.parts:
         for batching in args.trainer_batching:
