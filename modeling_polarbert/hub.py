@@ -29,7 +29,8 @@ auxiliary flag. The model is pretrained by masking DOM ids and predicting them (
 then fine-tuned for the direction the neutrino came from or for an event-level quantity (energy, event type, vertex).
 
 This checkpoint: **{architecture}**, {parameters:,} parameters, hidden size {hidden_size}, {layers} layers,
-{heads} heads, DOM positions in the embedding: {use_dom_positions}.
+{heads} heads, DOM positions in the embedding: {use_dom_positions}, relative to the event's reference point:
+{event_position_reference}.
 
 {use}## Training data
 
@@ -181,6 +182,7 @@ def write_model_card(
         layers=config.num_hidden_layers,
         heads=config.num_attention_heads,
         use_dom_positions=config.use_dom_positions,
+        event_position_reference=config.event_position_reference,
         repo=repo_id or str(folder),
         training_data=training_data,
         evaluation=evaluation,
@@ -203,7 +205,8 @@ def save_backbone(
     repo_id: str | None = None,
 ) -> Path:
     """Save the backbone (`PolarBertModel`, without the masked-DOM head) of a pretraining run in `out_dir`: its
-    weights in `dtype` ("bfloat16" or "float16"; buffers stay float32) safetensors, its config, feature extractor
+    weights in `dtype` ("bfloat16", "float16", or "float32" for a model small enough to ship losslessly; buffers
+    stay float32) safetensors, its config, feature extractor
     (`preprocessor_config.json`), code and a model card (`training_data` and `metrics` go into it); every file
     stays within `max_file_bytes` (weights are sharded if they must be). `repo_id`: the name the card gives it
     (where it will be committed or pushed). Training from it loads float32 master weights (`run_finetuning`);
@@ -213,8 +216,8 @@ def save_backbone(
     from .feature_extraction_polarbert import PolarBertFeatureExtractor
     from .modeling_polarbert import PolarBertModel
 
-    if dtype not in ("bfloat16", "float16"):
-        raise ValueError(f"dtype must be 'bfloat16' or 'float16', got {dtype!r}")
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {dtype!r}")
     out_dir = Path(out_dir)
     model = PolarBertModel.from_pretrained(pretrained, dtype=torch.float32)
     # Weights only: a buffer such as the DOM coordinates (metres, up to ~600) keeps float32, which bf16's 8-bit
