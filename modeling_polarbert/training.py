@@ -31,7 +31,7 @@ from .tasks import TASKS, check_label_columns, parse_label_columns, problem_type
     source_columns
 from .trainer import PolarBertTrainer
 from .training_args import ARGUMENT_TYPES, DataArguments, ModelArguments, build_config, check_launch, parse_arguments
-from .training_callbacks import StopOnNonFiniteLoss
+from .training_callbacks import StopAtTimeLimit, StopOnNonFiniteLoss  # noqa: F401  (StopAtTimeLimit: the README names it here)
 
 logger = logging.getLogger(__name__)
 
