@@ -45,7 +45,7 @@ def what_it_shows(results: dict) -> str:
                       if pretrained < scratch else
                       f"the pretrained model is NOT ahead of its from-scratch twin ({pretrained:.3f} vs {scratch:.3f} rad)")
     versus_linefit = (f"and ahead of LineFit by {linefit - pretrained:.3f} rad" if pretrained < linefit else
-                      f"but still {pretrained - linefit:.3f} rad behind LineFit, a fit with no learning")
+                      f"and {pretrained - linefit:.3f} rad behind LineFit, a fit with no learning")
     by_kind = ""
     if "pretrained_track" in row:
         by_kind = (f" On tracks it reaches {row['pretrained_track']:.3f} rad (LineFit {row['linefit_track']:.3f}); "

@@ -106,3 +106,23 @@ def test_buffers_such_as_the_dom_positions_stay_float32(tmp_path):
         others = {weights.get_tensor(name).dtype for name in weights.keys() if name != "embeddings.dom_positions"}
     assert positions.dtype == torch.float32 and others == {torch.bfloat16}
     assert torch.equal(positions, model.polarbert.embeddings.dom_positions)  # to the millimetre, not rounded
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "polarbert-tiny-sim"
+
+
+def test_the_shipped_cpu_backbone_loads_from_its_folder_alone_with_its_feature_extractor():
+    model = AutoModel.from_pretrained(SHIPPED)
+    assert type(model).__name__ == "PolarBertModel"
+    assert model.config.event_position_reference == "charge_weighted_mean" and model.config.use_dom_positions
+    assert model.embeddings.dom_embeddings.weight.std() > 0.04  # a fresh one is N(0, 0.02): trained weights
+    extractor = AutoFeatureExtractor.from_pretrained(SHIPPED)  # checked against config.json as it loads
+    settings = {key: value for key, value in extractor.to_dict().items() if key != "auto_map"}
+    assert settings == type(extractor).from_config(model.config).to_dict()
+    card = (SHIPPED / "README.md").read_text()
+    assert "NOT on IceCube data" in card and "3.985" in card
+    assert all(path.stat().st_size < 4 * 2**20 for path in SHIPPED.iterdir())  # a few MB: float32 is lossless
+    for code in ("configuration_polarbert.py", "modeling_polarbert.py", "feature_extraction_polarbert.py"):
+        # The remote code shipped beside the weights is the package's own.
+        package = Path(__file__).resolve().parent.parent / "modeling_polarbert" / code
+        assert (SHIPPED / code).read_text() == package.read_text(), code
