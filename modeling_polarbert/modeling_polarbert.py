@@ -157,8 +157,8 @@ class PolarBertEmbeddings(nn.Module):
             return flat.new_zeros(num_events, flat.shape[1]).index_add_(0, flat_event, flat)
 
         has_primary = per_event(primary.float()).squeeze(-1) > 0
-        counts = primary | (visible & ~has_primary[event_index])
-        weight = torch.where(counts, charge, torch.zeros_like(charge))
+        in_reference = primary | (visible & ~has_primary[event_index])
+        weight = torch.where(in_reference, charge, torch.zeros_like(charge))
         centre = per_event(weight.unsqueeze(-1) * positions.float()) / per_event(weight).clamp_min(1e-12)
         relative = (positions.float() - centre[event_index]) * visible.unsqueeze(-1)
         return relative / config.event_position_scale

@@ -60,7 +60,8 @@ def what_it_shows(results: dict) -> str:
                   f"{'ahead of' if row['backbone'] < linefit else 'behind'} LineFit.")
     does_not = ("What it does not show: the paper's figures, which took an 8 M model and 100 M events on a GPU "
                 "(docs/results.md).")
-    return "\n" + textwrap.fill(shows, 112) + "\n" + textwrap.fill(does_not, 112) + "\n"
+    # No break at hyphens: a path such as checkpoints/polarbert-tiny-sim stays whole on its line.
+    return "\n" + textwrap.fill(shows, 112, break_on_hyphens=False) + "\n" + textwrap.fill(does_not, 112) + "\n"
 
 
 def main(argv=None) -> dict:
