@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoFeatureExtractor
+from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_polarbert  # noqa: F401  (registers the Auto classes)
 from modeling_polarbert import (
@@ -250,6 +250,24 @@ def test_loading_refuses_an_extractor_that_disagrees_with_the_models_config(tmp_
         PolarBertFeatureExtractor.from_config(CONFIG, charge_scale=2.0).check_config(CONFIG)
 
 
+MODEL_DOOR = (r"preprocessor_config.json and config.json disagree \(max_pulses: preprocessor_config.json 127, "
+              r"config.json 24; time_scale: preprocessor_config.json 1.0, config.json 30000.0\)")
+
+
+@pytest.mark.parametrize("load", [AutoModel.from_pretrained, modeling_polarbert.PolarBertForDirection.from_pretrained],
+                         ids=["AutoModel", "PolarBertForDirection"])
+def test_loading_the_model_refuses_a_folder_whose_extractor_disagrees(tmp_path, load):
+    """The model's door: a path on which no extractor check runs (AutoFeatureExtractor of transformers 5.25) still
+    cannot pair the two, since loading the model from that folder fails."""
+    save_a_disagreeing_pair(tmp_path / "disagreeing")
+    with pytest.raises(ValueError, match=MODEL_DOOR):
+        load(tmp_path / "disagreeing")
+    modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "agreeing")
+    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "agreeing")
+    assert load(tmp_path / "agreeing").config.max_pulses == 24
+    assert load(tmp_path / "disagreeing", time_scale=1.0, max_pulses=127).config.max_pulses == 127  # asked for
+
+
 def test_a_saved_extractor_built_without_from_pretrained_warns_that_it_was_not_checked(tmp_path, caplog):
     # AutoFeatureExtractor of transformers 5.25 builds it so (from_dict alone): the folder, and so the model's
     # config.json, is out of reach there.
@@ -399,7 +417,7 @@ def test_hub_user_without_the_package_gets_the_same_refusals(tmp_path):
     cases = [[GOOD_EVENT, bad_event(change)] for change, _ in BAD_INPUTS]
     script = HUB_USER_BEFORE + textwrap.dedent(
         f"""
-        from transformers import AutoFeatureExtractor
+        from transformers import AutoFeatureExtractor, AutoModel
 
         def refusal(call):
             try:
@@ -413,12 +431,15 @@ def test_hub_user_without_the_package_gets_the_same_refusals(tmp_path):
         print(json.dumps({{
             "disagreeing": refusal(lambda: AutoFeatureExtractor.from_pretrained(
                 {str(tmp_path / "disagreeing")!r}, trust_remote_code=True)),
+            "model_disagreeing": refusal(lambda: AutoModel.from_pretrained(
+                {str(tmp_path / "disagreeing")!r}, trust_remote_code=True)),
             "inputs": [refusal(lambda: extractor(events)) for events in json.loads({json.dumps(cases)!r})],
         }}))
         """
     )
     refusals = json.loads(run_as_hub_user(script, tmp_path)[-1])
     assert re.search(DISAGREEMENT, refusals["disagreeing"]), refusals["disagreeing"]
+    assert re.search(MODEL_DOOR, refusals["model_disagreeing"]), refusals["model_disagreeing"]
     for (change, message), refused in zip(BAD_INPUTS, refusals["inputs"], strict=True):
         assert re.search(message, refused), (change, refused)
 

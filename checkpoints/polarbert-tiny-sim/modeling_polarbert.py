@@ -52,6 +52,7 @@ This file travels to the Hub as remote code: it imports only torch, transformers
 """
 
 import csv
+import json
 import math
 import os
 from collections.abc import Callable
@@ -68,7 +69,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, cached_file
 
 from .configuration_polarbert import PolarBertConfig
 
@@ -286,6 +287,30 @@ AUTO_MAP = {
 }
 
 
+# The input-processing settings that a folder's preprocessor_config.json and config.json both hold.
+PREPROCESSING_SETTINGS = ("num_doms", "pad_token_id", "max_pulses", "time_offset", "time_scale", "charge_scale",
+                          "auxiliary_offset", "event_time_reference", "event_time_scale")
+
+
+def preprocessor_disagreements(config: PolarBertConfig, path, kwargs: dict) -> list[str]:
+    """The settings in which the feature extractor saved beside a model (preprocessor_config.json in the same folder
+    or Hub repository) differs from its config; settings the caller passes as keyword arguments are theirs to set."""
+    download = {key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "token", "revision",
+                                               "subfolder") if key in kwargs}
+    try:
+        file = cached_file(str(path), "preprocessor_config.json", _raise_exceptions_for_missing_entries=False,
+                           **download)
+    except (OSError, ValueError):
+        return []
+    if file is None:
+        return []
+    with open(file) as handle:
+        saved = json.load(handle)
+    return [f"{name}: preprocessor_config.json {saved[name]!r}, config.json {getattr(config, name)!r}"
+            for name in PREPROCESSING_SETTINGS
+            if name in saved and name not in kwargs and saved[name] != getattr(config, name)]
+
+
 class PolarBertPreTrainedModel(PreTrainedModel):
     config_class = PolarBertConfig
     config: PolarBertConfig
@@ -319,6 +344,22 @@ class PolarBertPreTrainedModel(PreTrainedModel):
                 init.copy_(module.dom_positions, positions)
         elif isinstance(module, nn.Linear) and getattr(module, "zero_init", False):
             init.zeros_(module.weight)  # a head's output layer with `zero_init_direction_head`
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, and a folder whose feature extractor disagrees with its config is
+        refused: fed differently scaled pulses, the model would predict garbage without a word. The check is here
+        because every way of loading a model passes here (the class, the Auto classes, remote code), while
+        `AutoFeatureExtractor` of transformers 5.25 builds the extractor without ever seeing the folder. Settings
+        the caller passes as keyword arguments are theirs to set and are not checked."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
+        differ = preprocessor_disagreements(model.config, pretrained_model_name_or_path, kwargs)
+        if differ:
+            raise ValueError(f"{pretrained_model_name_or_path}: preprocessor_config.json and config.json disagree ("
+                             + "; ".join(differ) + "); rebuild the extractor with "
+                             "PolarBertFeatureExtractor.from_config(model.config)")
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = dict(AUTO_MAP)
