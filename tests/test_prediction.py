@@ -115,7 +115,7 @@ def test_predict_refuses_a_saved_feature_extractor_that_disagrees_with_the_model
     PolarBertFeatureExtractor.from_config(TINY_CONFIG, charge_scale=1.0).save_pretrained(tmp_path / "model")
     status, stderr = run_cli_on_model("predict", tmp_path / "model", simulated, tmp_path, capsys)
     assert status == 2 and "preprocessor_config.json and config.json disagree" in stderr
-    assert "charge_scale: extractor 1.0, model config 3.0" in stderr
+    assert "charge_scale: preprocessor_config.json 1.0, config.json 3.0" in stderr  # the model's door speaks first
 
 
 def test_an_event_level_model_predicts_events_without_their_label_columns(simulated):
