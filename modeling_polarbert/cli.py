@@ -1,4 +1,4 @@
-"""The `polarbert` command line: simulate -> prepare -> linefit / evaluate / predict.
+"""The `polarbert` command line: simulate -> prepare -> linefit / evaluate / predict, and the quickstart.
 
 Each sub-command is a thin wrapper around a Python function of the package; imports happen inside the
 handlers so that `polarbert --help` stays fast. Bad input raises `ValueError` / `FileNotFoundError` in those
@@ -45,6 +45,12 @@ def _predict(args):
     from .prediction import predict_kaggle_dir
 
     predict_kaggle_dir(args.model, args.kaggle_dir, args.out, split=args.split, batch_size=args.batch_size)
+
+
+def _quickstart(args):
+    from .quickstart import run_quickstart
+
+    run_quickstart(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True)
     predict.add_argument("--batch-size", type=int, default=256)
     predict.set_defaults(handler=_predict)
+
+    # The README's main job, reachable from an installed wheel; its options are the script's (one definition).
+    from .quickstart import add_arguments  # light: the pipeline is imported when it runs
+
+    quickstart = commands.add_parser("quickstart", help="the README's main job on simulated events (--small: seconds)")
+    add_arguments(quickstart)
+    quickstart.set_defaults(handler=_quickstart)
     return parser
 
 

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+from importlib import resources
 from pathlib import Path
 
 from .evaluation import evaluate_model, file_name
@@ -25,10 +26,14 @@ from .preparation import prepare_kaggle
 from .simulation import simulate_kaggle_dir
 from .training import run_finetuning, run_pretraining
 
-# The YAML runs the study starts from; they sit beside the package in the repository (configs/).
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # results.json key -> table column; the shipped backbone's column appears only where a row has it.
 METHODS = {"pretrained": "pretrained", "scratch": "from scratch", "backbone": "shipped backbone"}
+
+
+def yaml_run(name: str) -> str:
+    """The path of a YAML run the package ships (`modeling_polarbert/configs/`, package data; the repository's
+    `configs/` links there), so that the study finds its runs from an installed wheel as from the repository."""
+    return str(resources.files(__package__) / "configs" / name)
 
 
 def simulated_dataset(data_dir: Path, name: str, n_events: int, seed: int, split: str = "train") -> Path:
@@ -51,8 +56,8 @@ def pretrain_once(out: Path, train: Path, extra: list[str]) -> Path:
     """`out/pretrained`, pretrained on `train` unless it already exists."""
     folder = out / "pretrained"
     if not (folder / "model.safetensors").exists():
-        run_pretraining([str(CONFIGS / "pretrain_tiny.yaml"), "--train_dataset", str(train), "--output_dir", str(folder),
-                       *extra])
+        run_pretraining([yaml_run("pretrain_tiny.yaml"), "--train_dataset", str(train), "--output_dir", str(folder),
+                         *extra])
     return folder
 
 
@@ -73,10 +78,10 @@ def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, si
         # CPU seconds of this process (all its threads) beside the wall clock: on a shared machine the wall
         # clock also counts other jobs' time, the CPU time does not.
         cpu_start = time.process_time()
-        run_finetuning([str(CONFIGS / "finetune_tiny.yaml"), "--model_name_or_path", str(pretrained),
-                       "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(train),
-                       "--eval_dataset", str(evaluation), "--max_train_events", str(size),
-                       "--output_dir", str(folder), *task_args, *extra])
+        run_finetuning([yaml_run("finetune_tiny.yaml"), "--model_name_or_path", str(pretrained),
+                        "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(train),
+                        "--eval_dataset", str(evaluation), "--max_train_events", str(size),
+                        "--output_dir", str(folder), *task_args, *extra])
         (folder / "cost.json").write_text(json.dumps({
             "process_cpu_seconds": time.process_time() - cpu_start,
             "train_runtime_seconds": json.loads((folder / "train_results.json").read_text())["train_runtime"],

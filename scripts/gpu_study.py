@@ -41,7 +41,7 @@ from modeling_polarbert.evaluation import evaluate_model
 from modeling_polarbert.hub import MAX_SHIPPED_FILE_BYTES, save_backbone
 from modeling_polarbert.preparation import combine_prepared, prepare_kaggle
 from modeling_polarbert.simulation import simulate_kaggle_dir
-from modeling_polarbert.studies import CONFIGS, plot_results, results_table
+from modeling_polarbert.studies import plot_results, results_table, yaml_run
 from modeling_polarbert.training import run_finetuning, run_pretraining
 
 logger = logging.getLogger("gpu_study")
@@ -180,7 +180,7 @@ def _trainer_state(folder: Path) -> dict:
 def pretrain(out: Path, sets: dict, seconds: float, overrides: str, extra: list[str]) -> dict:
     folder = out / "pretrained"
     metrics = run_pretraining([
-        str(CONFIGS / "pretrain_paper.yaml"), *(["--config_overrides", overrides] if overrides else []),
+        yaml_run("pretrain_paper.yaml"), *(["--config_overrides", overrides] if overrides else []),
         "--train_dataset", str(sets["pretrain"]),
         "--eval_dataset", str(sets["validation"]), "--output_dir", str(folder),
         "--num_train_epochs", "1000", "--max_train_seconds", f"{seconds:.1f}",  # time, not epochs, is the limit
@@ -200,7 +200,7 @@ def finetune(out: Path, pretrained: str, sets: dict, size: int, from_scratch: bo
              overrides: str, extra: list[str]) -> dict:
     folder = out / f"{'scratch' if from_scratch else 'pretrained'}_{size}"
     run_finetuning([
-        str(CONFIGS / "finetune_paper.yaml"), *(["--config_overrides", overrides] if overrides else []),
+        yaml_run("finetune_paper.yaml"), *(["--config_overrides", overrides] if overrides else []),
         "--model_name_or_path", pretrained,
         "--from_scratch", str(from_scratch).lower(), "--train_dataset", str(sets["labelled"]),
         "--eval_dataset", str(sets["validation"]), "--max_train_events", str(size), "--output_dir", str(folder),

@@ -1,64 +1,16 @@
-"""The sample-efficiency study (modeling_polarbert.studies) as the quickstart runs it, at a small size, with a
-shipped backbone; its table; how the quickstart finds a backbone."""
+"""The sample-efficiency study (modeling_polarbert.studies): its table, a task's study at a small size, its
+simulated sets, its packaged YAML runs (the direction study as the quickstart runs it: tests/test_quickstart.py)."""
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import torch
-import yaml
-from safetensors.torch import load_file
-from transformers import AutoModel
 
-from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM
-from modeling_polarbert.hub import save_backbone
-from modeling_polarbert.studies import results_table
+from modeling_polarbert.studies import results_table, yaml_run
 from script_loading import load_script  # tests/ is on sys.path under pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_quickstart_pipeline_at_a_small_size_with_a_frozen_shipped_backbone(tmp_path):
-    torch.manual_seed(0)
-    config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    PolarBertForMaskedDOM(config).save_pretrained(tmp_path / "pretrained")
-    backbone = save_backbone(tmp_path / "pretrained", tmp_path / "polarbert-tiny-sim", training_data="a test backbone")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/quickstart.py"), "--small", "--out", str(tmp_path / "runs"),
-         "--data-dir", str(tmp_path / "data"), "--backbone", str(backbone), "--freeze-backbone"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((tmp_path / "runs" / "results.json").read_text())
-    row = results["rows"][0]
-    for name in ("pretrained", "scratch", "backbone", "linefit"):
-        assert 0 < row[name] < math.pi, name
-    assert row["linefit"] < 1.4  # LineFit on the simulation is far from random
-    assert results["backbone"] == str(backbone)
-    assert "| labelled events | pretrained | from scratch | shipped backbone | LineFit | random |" in result.stdout
-    assert f"Fine-tuned from the shipped backbone ({backbone})" in " ".join(result.stdout.split())  # wrapped
-    # Frozen: the fine-tuned model carries the shipped (bf16) backbone unchanged, in float32, and a trained head.
-    tuned = load_file(tmp_path / "runs" / "backbone_300" / "model.safetensors")
-    for name, tensor in load_file(backbone / "model.safetensors").items():
-        assert torch.equal(tuned[f"polarbert.{name}"], tensor.float()), name
-    assert tuned["direction_head.0.weight"].dtype == torch.float32
-    assert (tmp_path / "runs" / "sample_efficiency.png").stat().st_size > 0
-    model = tmp_path / "runs" / "pretrained_300"
-    assert type(AutoModel.from_pretrained(model)).__name__ == "PolarBertModel"
-    assert "library_name: transformers" in (model / "README.md").read_text()
-    submission = pd.read_csv(tmp_path / "runs" / "submission.csv")
-    meta = pd.read_parquet(tmp_path / "data" / "kaggle_test" / "test_meta.parquet")
-    assert submission["event_id"].tolist() == meta["event_id"].tolist()
-    # The tiny configs (and the README's commands after the main job) train on the datasets the quickstart leaves.
-    for config in ("pretrain_tiny.yaml", "finetune_tiny.yaml"):
-        for value in yaml.safe_load((ROOT / "configs" / config).read_text()).values():
-            if str(value).startswith("data/quickstart/"):
-                folder = tmp_path / "data" / Path(value).relative_to("data/quickstart")
-                assert (folder / "dataset_info.json").is_file(), value
 
 
 def test_the_table_has_a_column_per_method_and_linefit_and_random():
@@ -75,16 +27,6 @@ def test_the_table_has_a_column_per_method_and_linefit_and_random():
     for key in ("backbone", "backbone_track"):
         del results["rows"][1][key]
     assert "shipped backbone" not in results_table(results)
-
-
-def test_quickstart_says_in_one_line_that_no_backbone_is_shipped(tmp_path, capsys):
-    quickstart = load_script("quickstart")
-    assert quickstart.shipped_backbone(tmp_path / "missing") is None
-    assert capsys.readouterr().out.strip().splitlines() == [
-        f"No pretrained backbone at {tmp_path / 'missing'}: fine-tuning from it is skipped."]
-    (tmp_path / "backbone").mkdir()
-    (tmp_path / "backbone" / "config.json").write_text("{}")
-    assert quickstart.shipped_backbone(tmp_path / "backbone") == tmp_path / "backbone"
 
 
 def test_task_study_at_a_small_size_shares_the_pretraining_and_reports_against_the_baseline(tmp_path):
@@ -121,3 +63,10 @@ def test_a_simulated_set_of_another_size_is_refused_not_reused(tmp_path):
     assert simulated_dataset(tmp_path, "eval", 30, seed=3) == first  # resumed: the same folder
     with pytest.raises(ValueError, match="holds 30 events, not the 40 asked for"):
         simulated_dataset(tmp_path, "eval", 40, seed=3)
+
+
+def test_the_study_reads_its_yaml_runs_from_the_package_not_from_the_folder_around_it():
+    for name in ("pretrain_tiny.yaml", "finetune_tiny.yaml", "pretrain_paper.yaml", "finetune_paper.yaml"):
+        path = Path(yaml_run(name))
+        assert path.is_file() and path.parent == ROOT / "modeling_polarbert" / "configs", path
+        assert path.read_text() == (ROOT / "configs" / name).read_text()  # the README's configs/ is the same file
