@@ -20,8 +20,6 @@ from .collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
     PolarBertSequenceClassificationCollator,
-    PolarBertTrainingDataset,
-    as_training_dataset,
 )
 from .configuration_polarbert import PolarBertConfig
 from .feature_extraction_polarbert import PolarBertFeatureExtractor
@@ -37,6 +35,7 @@ from .modeling_polarbert import (
     opening_angle,
     unit_vector_to_angles,
 )
+from .pulse_dataset import PolarBertPulseDataset, as_pulse_dataset
 
 AutoConfig.register("polarbert", PolarBertConfig)
 AutoModel.register(PolarBertConfig, PolarBertModel)
@@ -60,8 +59,8 @@ __all__ = [
     "PolarBertPretrainingCollator",
     "PolarBertDirectionCollator",
     "PolarBertSequenceClassificationCollator",
-    "PolarBertTrainingDataset",
-    "as_training_dataset",
+    "PolarBertPulseDataset",
+    "as_pulse_dataset",
     "PolarBertPreTrainedModel",
     "PolarBertModel",
     "PolarBertForMaskedDOM",

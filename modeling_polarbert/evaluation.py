@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .collators import PolarBertPretrainingCollator, as_training_dataset
 from .linefit import line_fit
 from .loading import check_is_polarbert_folder, load_prepared_dataset
 from .numpy_directions import angles_to_unit_vector, opening_angle
@@ -38,6 +37,7 @@ from .task_metrics import (
     roc_auc,
     roc_curve,
 )
+from .pulse_dataset import as_pulse_dataset, log10_total_charge
 from .tasks import check_label_columns, encode_labels, source_columns, table_column_numpy
 
 RANDOM_GUESS = math.pi / 2  # mean opening angle of a random direction
@@ -212,8 +212,8 @@ def evaluate_model(
     table = {name: np.asarray(dataset.with_format("numpy")[name]) for name in columns}
     truth = angles_to_unit_vector(table["azimuth"], table["zenith"])
     model_angles = opening_angle(truth, predictions["direction"])
-    # LineFit on every pulse of the same events, gathered as flat arrays by the collators' Arrow fast path.
-    pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
+    # LineFit on every pulse of the same events, gathered as flat arrays by the Arrow fast path.
+    pulses = as_pulse_dataset(dataset).gather(np.arange(len(dataset)))
     linefit_angles = opening_angle(truth, line_fit(
         pulses["sensor_id"], pulses["time"], pulses["charge"], pulses["auxiliary"], pulses["pulse_offsets"]
     ))
@@ -248,13 +248,13 @@ BASELINE_FOLDS = 5
 TRUE_VALUE_BINS = 10
 
 
-def log10_total_charge(dataset, chunk_events: int = 20_000) -> np.ndarray:
+def dataset_log10_total_charge(dataset, chunk_events: int = 20_000) -> np.ndarray:
     """(N,) log10 of the summed charge of every pulse of each event, read chunk by chunk from the Arrow columns."""
-    events = as_training_dataset(dataset)
+    events = as_pulse_dataset(dataset)
     result = np.empty(len(events), dtype=np.float64)
     for start in range(0, len(events), chunk_events):
         stop = min(start + chunk_events, len(events))
-        result[start:stop] = PolarBertPretrainingCollator.total_charge(events.__getitems__(np.arange(start, stop)))
+        result[start:stop] = log10_total_charge(events.gather(np.arange(start, stop)))
     return result
 
 
@@ -471,8 +471,8 @@ def evaluate_sequence_model(
     if train_dataset is not None:
         training = load_prepared_dataset(train_dataset)
         train_labels = task_labels(check_label_columns(training, specs, problem_type, train_dataset), config)
-        train = (log10_total_charge(training), train_labels.reshape(len(training), -1))
-    charge = log10_total_charge(dataset)
+        train = (dataset_log10_total_charge(training), train_labels.reshape(len(training), -1))
+    charge = dataset_log10_total_charge(dataset)
     regression = problem_type == "regression"
     baseline = fit_and_predict(fit_line if regression else fit_majority, predict_line if regression else
                                predict_majority, charge, labels.reshape(len(dataset), -1), train)

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from .geometry import NUM_DOMS
 
 META_RANGE_COLUMNS = ("batch_id", "event_id", "first_pulse_index", "last_pulse_index")
-LABEL_COLUMNS = ("azimuth", "zenith")
+DIRECTION_COLUMNS = ("azimuth", "zenith")
 PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 SUBMISSION_COLUMNS = ("event_id", "azimuth", "zenith")
 INT32_MAX = np.iinfo(np.int32).max
@@ -127,7 +127,7 @@ class KaggleSplit:
     split: str
     batch_ids: tuple[int, ...]
     meta_schema: pa.Schema
-    label_columns: tuple[str, ...]  # LABEL_COLUMNS when the meta file has them, else ()
+    direction_columns: tuple[str, ...]  # DIRECTION_COLUMNS when the meta file has them, else ()
     extra_columns: tuple[str, ...]  # every other meta column (a simulator's truth, say)
     require_labels: bool
     num_doms: int = NUM_DOMS
@@ -163,19 +163,19 @@ def inspect_kaggle(
 
     for name in META_RANGE_COLUMNS:
         _check_column_type(path, meta_schema, name, pa.types.is_integer, "an integer type")
-    present_labels = [name for name in LABEL_COLUMNS if name in meta_names]
-    if require_labels and len(present_labels) < len(LABEL_COLUMNS):
-        missing = [name for name in LABEL_COLUMNS if name not in meta_names]
+    present_labels = [name for name in DIRECTION_COLUMNS if name in meta_names]
+    if require_labels and len(present_labels) < len(DIRECTION_COLUMNS):
+        missing = [name for name in DIRECTION_COLUMNS if name not in meta_names]
         raise ValueError(f"{path}: split {split!r} needs labels, but column {missing[0]!r} is missing")
     for name in present_labels:
         _check_column_type(path, meta_schema, name, pa.types.is_floating, "a floating-point type")
-    label_columns = tuple(present_labels) if len(present_labels) == len(LABEL_COLUMNS) else ()
-    extra_columns = tuple(n for n in meta_names if n not in META_RANGE_COLUMNS and n not in LABEL_COLUMNS)
+    direction_columns = tuple(present_labels) if len(present_labels) == len(DIRECTION_COLUMNS) else ()
+    extra_columns = tuple(n for n in meta_names if n not in META_RANGE_COLUMNS and n not in DIRECTION_COLUMNS)
 
     batch_ids = _select_batches(path, batches)
     for batch_id in batch_ids:
         _check_batch_file(batch_path(kaggle_dir, split, batch_id), path, batch_id)
-    return KaggleSplit(kaggle_dir, split, tuple(batch_ids), meta_schema, label_columns, extra_columns,
+    return KaggleSplit(kaggle_dir, split, tuple(batch_ids), meta_schema, direction_columns, extra_columns,
                        require_labels, num_doms)
 
 
@@ -225,7 +225,7 @@ class KaggleBatch:
     event_ids: np.ndarray  # (N,) int64, in pulse order
     offsets: np.ndarray  # (N + 1,) int64: event k's pulses are rows offsets[k] .. offsets[k + 1] - 1
     pulses: dict[str, pa.Array]  # PULSE_COLUMNS, values checked (DOM ids in range, times whole, charges > 0)
-    labels: dict[str, pa.Array]  # the split's label_columns as float64 (nulls kept where labels are optional)
+    labels: dict[str, pa.Array]  # the split's direction_columns as float64 (nulls kept where labels are optional)
     meta: pa.Table  # the batch's meta rows in pulse order (range, label and extra columns)
 
 
@@ -260,7 +260,7 @@ def iter_batches(source: KaggleSplit) -> Iterator[KaggleBatch]:
 def _read_meta_of_batch(source: KaggleSplit, batch_id: int) -> pa.Table:
     """The meta rows of one batch, in pulse order. The filter lets pyarrow skip the row groups of other batches
     (the full train meta has 130 M rows), so each worker reads only its own slice."""
-    names = [*META_RANGE_COLUMNS, *source.label_columns, *source.extra_columns]
+    names = [*META_RANGE_COLUMNS, *source.direction_columns, *source.extra_columns]
     meta = read_parquet_table(source.meta_path, columns=names, filters=[("batch_id", "=", batch_id)])
     if meta.num_rows == 0:
         raise ValueError(f"{source.meta_path}: no events of batch {batch_id}")
@@ -355,7 +355,7 @@ def _check_charges(values: pa.Array, where: _EventLocator) -> None:
 
 def _checked_labels(source: KaggleSplit, meta: pa.Table, event_ids: np.ndarray) -> dict[str, pa.Array]:
     labels = {}
-    for name in source.label_columns:
+    for name in source.direction_columns:
         values = meta.column(name).combine_chunks().cast(pa.float64())
         array = values.to_numpy(zero_copy_only=False)  # nulls become NaN
         if source.require_labels and (bad := np.flatnonzero(~np.isfinite(array))).size:
@@ -370,14 +370,14 @@ def _checked_labels(source: KaggleSplit, meta: pa.Table, event_ids: np.ndarray) 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def read_truth(source: KaggleSplit, columns: tuple[str, ...] = (*LABEL_COLUMNS, "is_track")) -> dict | None:
+def read_truth(source: KaggleSplit, columns: tuple[str, ...] = (*DIRECTION_COLUMNS, "is_track")) -> dict | None:
     """`{split}_truth.parquet` as {column: (n,) array} sorted by event_id (those of `columns` it holds, plus
     event_id), or None when there is no truth file."""
     path = truth_path(source.kaggle_dir, source.split)
     if not path.is_file():
         return None
     names = read_parquet_schema(path).names
-    for name in ("event_id", *LABEL_COLUMNS):
+    for name in ("event_id", *DIRECTION_COLUMNS):
         if name not in names:
             raise ValueError(f"{path}: column {name!r} is missing")
     table = read_parquet_table(path, columns=["event_id", *[c for c in columns if c in names]]).sort_by("event_id")
@@ -417,7 +417,7 @@ def submission_writer(path: str | Path):
 
 
 __all__ = [
-    "META_RANGE_COLUMNS", "LABEL_COLUMNS", "PULSE_COLUMNS", "SUBMISSION_COLUMNS", "KaggleSplit", "KaggleBatch",
+    "META_RANGE_COLUMNS", "DIRECTION_COLUMNS", "PULSE_COLUMNS", "SUBMISSION_COLUMNS", "KaggleSplit", "KaggleBatch",
     "inspect_kaggle", "read_batch", "iter_batches", "read_truth", "truth_of_events", "submission_writer",
     "written_aside", "aside_path", "meta_path", "batch_path", "truth_path",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 
 from .geometry import NUM_DOMS, load_sensor_geometry
 from .kaggle_layout import (
-    LABEL_COLUMNS,
+    DIRECTION_COLUMNS,
     KaggleBatch,
     KaggleSplit,
     inspect_kaggle,
@@ -139,7 +139,7 @@ def linefit_kaggle_dir(kaggle_dir, split: str = "train", out=None, geometry=None
         geometry_path = kaggle_dir / "sensor_geometry.csv"
         geometry = load_sensor_geometry(geometry_path) if geometry_path.exists() else load_sensor_geometry()
     source = inspect_kaggle(kaggle_dir, split, require_labels=False)
-    truth = None if source.label_columns else read_truth(source)
+    truth = None if source.direction_columns else read_truth(source)
 
     event_ids, directions, labels = [], [], []
     for batch in iter_batches(source):
@@ -163,8 +163,8 @@ def linefit_kaggle_dir(kaggle_dir, split: str = "train", out=None, geometry=None
 
 def _batch_labels(source: KaggleSplit, batch: KaggleBatch, truth: dict | None) -> dict | None:
     """azimuth, zenith (and is_track where the simulator wrote it) of a batch's events, or None without labels."""
-    if source.label_columns:
-        labels = {name: batch.labels[name].to_numpy(zero_copy_only=False) for name in LABEL_COLUMNS}
+    if source.direction_columns:
+        labels = {name: batch.labels[name].to_numpy(zero_copy_only=False) for name in DIRECTION_COLUMNS}
         if "is_track" in source.extra_columns:
             labels["is_track"] = batch.meta.column("is_track").to_numpy()
         return labels

@@ -10,7 +10,7 @@ from huggingface_hub.errors import HFValidationError
 from safetensors import safe_open
 
 from .configuration_polarbert import PolarBertConfig
-from .kaggle_layout import LABEL_COLUMNS
+from .kaggle_layout import DIRECTION_COLUMNS
 
 
 def check_is_polarbert_folder(path: str) -> dict:
@@ -75,6 +75,6 @@ def load_prepared_dataset(path: str, require_labels: bool = False):
     if not (Path(path) / "dataset_info.json").is_file() and not (Path(path) / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a dataset written by `polarbert prepare`")
     dataset = datasets.load_from_disk(path)
-    if require_labels and not set(LABEL_COLUMNS) <= set(dataset.column_names):
+    if require_labels and not set(DIRECTION_COLUMNS) <= set(dataset.column_names):
         raise ValueError(f"{path} has no azimuth/zenith labels (a test split?): direction training needs labels")
     return dataset

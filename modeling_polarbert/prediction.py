@@ -10,12 +10,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers.utils import FEATURE_EXTRACTOR_NAME
 
-from .collators import PolarBertDirectionCollator, PolarBertSequenceClassificationCollator, as_training_dataset
+from .collators import PolarBertDirectionCollator, PolarBertSequenceClassificationCollator
 from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .kaggle_layout import inspect_kaggle, submission_writer
 from .loading import check_is_polarbert_folder, safetensors_names
 from .modeling_polarbert import PolarBertForDirection, PolarBertForSequenceClassification
 from .numpy_directions import unit_vector_to_angles
+from .pulse_dataset import as_pulse_dataset
 
 SEQUENCE_CLASS = PolarBertForSequenceClassification.__name__
 
@@ -96,7 +97,7 @@ def predict_directions(
 def event_loader(dataset, collator, batch_size: int, all_pulses: bool, num_workers: int = 0,
                  device: torch.device | None = None) -> tuple[DataLoader, np.ndarray]:
     """A DataLoader over a dataset's events and the order it visits them in (dataset positions)."""
-    events = as_training_dataset(dataset)  # no label columns: predictions need none, a test split has none
+    events = as_pulse_dataset(dataset)  # no label columns: predictions need none, a test split has none
     if all_pulses:
         # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
         # pad a whole batch to its length.

@@ -98,7 +98,7 @@ def output_schema(source: KaggleSplit) -> pa.Schema:
     if clashes:
         raise ValueError(f"{source.meta_path}: meta column {clashes[0]!r} clashes with an output column of the "
                          "same name")
-    fields = BASE_FIELDS + [pa.field(n, pa.float64()) for n in source.label_columns]
+    fields = BASE_FIELDS + [pa.field(n, pa.float64()) for n in source.direction_columns]
     fields += [source.meta_schema.field(n).remove_metadata() for n in source.extra_columns]
     return datasets.Features.from_arrow_schema(pa.schema(fields)).arrow_schema
 

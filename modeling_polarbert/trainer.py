@@ -47,7 +47,7 @@ class PolarBertTrainer(Trainer):
     """`Trainer` with three additions:
 
     - length-grouped batches (training and evaluation) read their lengths from our Arrow fast-path dataset
-      (`as_training_dataset`), because Trainer only knows how to read them from a `datasets.Dataset` column;
+      (`as_pulse_dataset`), because Trainer only knows how to read them from a `datasets.Dataset` column;
     - evaluation and prediction may use their own collator (`eval_data_collator`): a deterministic one selects and
       masks the same pulses of an event at every evaluation, so eval metrics are comparable between steps;
     - the training log carries the loss parts a PolarBERT output reports (masked-DOM CE, charge MSE).

@@ -15,12 +15,12 @@ from .collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
     PolarBertSequenceClassificationCollator,
-    as_training_dataset,
 )
 from .configuration_polarbert import PolarBertConfig
 from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .loading import check_is_polarbert_folder, load_prepared_dataset
 from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM, PolarBertForSequenceClassification
+from .pulse_dataset import as_pulse_dataset
 from .task_metrics import (
     compute_direction_metrics,
     compute_pretraining_metrics,
@@ -125,8 +125,8 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
         processing_class=PolarBertFeatureExtractor.from_config(config),
-        train_dataset=as_training_dataset(train_dataset),
-        eval_dataset=as_training_dataset(eval_dataset),
+        train_dataset=as_pulse_dataset(train_dataset),
+        eval_dataset=as_pulse_dataset(eval_dataset),
         # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
         data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed, pack_length=data_args.pack_length),
         eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True),
@@ -196,8 +196,8 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
         processing_class=PolarBertFeatureExtractor.from_config(config),
-        train_dataset=as_training_dataset(train_dataset, extra_columns),
-        eval_dataset=as_training_dataset(eval_dataset, extra_columns),
+        train_dataset=as_pulse_dataset(train_dataset, extra_columns),
+        eval_dataset=as_pulse_dataset(eval_dataset, extra_columns),
         data_collator=collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length),
         eval_data_collator=collator_class(config, deterministic=True),
         callbacks=[StopOnNonFiniteLoss()],

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import modeling_polarbert  # noqa: F401  (registers the Auto classes)
 from modeling_polarbert import PolarBertForDirection
-from modeling_polarbert.collators import PolarBertDirectionCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertDirectionCollator
 from modeling_polarbert.diagnostics import LearningDiagnostics, input_scales
 from modeling_polarbert.evaluation import evaluate_model
 from modeling_polarbert.loading import load_prepared_dataset
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.task_metrics import compute_direction_metrics
 from modeling_polarbert.trainer import PolarBertTrainer
 from modeling_polarbert.training import freeze_backbone
@@ -59,7 +60,7 @@ def main(argv=None) -> dict:
         freeze_backbone(model)
 
     probe_collator = PolarBertDirectionCollator(config, deterministic=True)
-    probe = probe_collator(as_training_dataset(evaluation).__getitems__(list(range(256))))
+    probe = probe_collator(as_pulse_dataset(evaluation).gather(list(range(256))))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "input_scales.json").write_text(json.dumps(input_scales(model, probe), indent=2))
 
@@ -71,7 +72,7 @@ def main(argv=None) -> dict:
         logging_steps=50, report_to="none", disable_tqdm=True, remove_unused_columns=False, seed=args.seed,
     )
     trainer = PolarBertTrainer(
-        model=model, args=training_args, train_dataset=as_training_dataset(train),
+        model=model, args=training_args, train_dataset=as_pulse_dataset(train),
         data_collator=PolarBertDirectionCollator(config, seed=args.seed),
         eval_data_collator=probe_collator, compute_metrics=compute_direction_metrics,
         callbacks=[LearningDiagnostics(probe, args.out / "diagnostics.jsonl", every=args.every)],

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modeling_polarbert.collators import PolarBertSequenceClassificationCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertSequenceClassificationCollator
 from modeling_polarbert.diagnostics import with_time_of_other_events
 from modeling_polarbert.geometry import load_sensor_geometry
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
 from modeling_polarbert.prediction import load_sequence_model, predict_sequence_logits
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.task_metrics import class_probabilities, roc_auc, roc_curve
 
 
@@ -60,10 +61,10 @@ def auc_with_time_of_other_events(model, dataset, is_track: np.ndarray, batch_si
     """ROC AUC of an is_track classifier when each event's time features come from the event before it in its batch
     (the pulses keep their DOMs and charges; where only one of the two has a pulse, its own time stays)."""
     collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True)
-    events = as_training_dataset(dataset)
+    events = as_pulse_dataset(dataset)
     probabilities = []
     for start in range(0, len(dataset), batch_size):
-        batch = collator(events.__getitems__(np.arange(start, min(start + batch_size, len(dataset)))))
+        batch = collator(events.gather(np.arange(start, min(start + batch_size, len(dataset)))))
         features = with_time_of_other_events(batch["features"], batch["attention_mask"])
         logits = model(dom_ids=batch["dom_ids"], features=features, attention_mask=batch["attention_mask"]).logits
         probabilities.append(class_probabilities(logits.numpy(), model.config.problem_type))
@@ -81,7 +82,7 @@ def main(argv=None) -> dict:
     if "is_track" not in dataset.column_names:
         parser.error(f"{args.dataset} has no is_track column")
     is_track = np.asarray(dataset.with_format("numpy")["is_track"], dtype=bool)
-    pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
+    pulses = as_pulse_dataset(dataset).gather(np.arange(len(dataset)))
     scores = {name: (values, *oriented_auc(is_track, values)) for name, values in physics_features(pulses).items()}
     time_swapped = {}
     for path in args.models:

@@ -11,12 +11,12 @@ from modeling_polarbert.collators import (
     PolarBertDirectionCollator,
     PolarBertPretrainingCollator,
     PolarBertSequenceClassificationCollator,
-    as_training_dataset,
     rows_to_pulse_batch,
 )
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
 from modeling_polarbert.numpy_directions import angles_to_unit_vector
 from modeling_polarbert.preparation import prepare_kaggle
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 
 from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
 
@@ -152,9 +152,9 @@ def test_fast_path_gathers_extra_label_columns_like_the_row_path(saved_dataset, 
                .add_column("kind", rng.choice(["nue", "numu", "nutau"], n).tolist())
                .add_column("is_track", (rng.random(n) < 0.3).tolist()))
     dataset = {"saved": dataset, "shuffled": dataset.shuffle(seed=2), "selected": dataset.select(range(150, 5, -3))}[view]
-    fast = as_training_dataset(dataset, extra_columns=["energy", "kind", "is_track", "azimuth"])
+    fast = as_pulse_dataset(dataset, extra_columns=["energy", "kind", "is_track", "azimuth"])
     indices = rng.choice(len(dataset), size=29, replace=False).tolist()
-    batch = fast.__getitems__(indices)
+    batch = fast.gather(indices)
     rows = [dataset[i] for i in indices]
     assert batch["kind"].tolist() == [row["kind"] for row in rows]
     assert batch["is_track"].dtype == bool and batch["is_track"].tolist() == [row["is_track"] for row in rows]
@@ -164,10 +164,10 @@ def test_fast_path_gathers_extra_label_columns_like_the_row_path(saved_dataset, 
     collator = PolarBertSequenceClassificationCollator(config, seed=3)
     assert_batches_equal(collator(batch), collator(rows))
     copy = pickle.loads(pickle.dumps(fast))  # DataLoader workers keep the extra columns
-    assert copy.__getitems__(indices)["kind"].tolist() == batch["kind"].tolist()
+    assert copy.gather(indices)["kind"].tolist() == batch["kind"].tolist()
     assert fast[indices[0]]["kind"] == rows[0]["kind"]
     with pytest.raises(ValueError, match="no column 'enrgy'"):
-        as_training_dataset(dataset, extra_columns=["enrgy"])
+        as_pulse_dataset(dataset, extra_columns=["enrgy"])
 
 
 def test_fast_path_over_a_dataset_not_written_by_prepare_checks_the_values_as_stored():
@@ -176,11 +176,11 @@ def test_fast_path_over_a_dataset_not_written_by_prepare_checks_the_values_as_st
         "event_id": [7, 8], "sensor_id": [[1, 2], [3, 65546]], "time": [[5000, 5100], [5000, 5100]],
         "charge": [[1.0, 2.0], [1.0, 2.0]], "auxiliary": [[False, True], [False, True]],
     })
-    fast = as_training_dataset(dataset)
-    assert fast.__getitems__([1])["sensor_id"].tolist() == [3, 65546]
+    fast = as_pulse_dataset(dataset)
+    assert fast.gather([1])["sensor_id"].tolist() == [3, 65546]
     with pytest.raises(ValueError, match=r"event 1 \(event_id 8\): sensor_id 65546 of pulse 1 is outside \[0, 5160\)"):
-        PolarBertDirectionCollator(CONFIG)(fast.__getitems__([0, 1]))
-    assert PolarBertDirectionCollator(CONFIG)(fast.__getitems__([0]))["dom_ids"].tolist() == [[1, 2]]
+        PolarBertDirectionCollator(CONFIG)(fast.gather([0, 1]))
+    assert PolarBertDirectionCollator(CONFIG)(fast.gather([0]))["dom_ids"].tolist() == [[1, 2]]
 
 
 def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding():
@@ -395,34 +395,19 @@ def test_fast_path_batches_equal_row_by_row_batches(saved_dataset, collator_clas
                "selected": saved_dataset.select(range(150, 5, -3)),
                "contiguous": saved_dataset.select(range(17, 163)),  # a slice: list arrays with an offset
                "in memory": datasets.Dataset(saved_dataset.data.table.slice(5, 150).combine_chunks())}[view]
-    fast = as_training_dataset(dataset)
+    fast = as_pulse_dataset(dataset)
     rng = np.random.default_rng(0)
     for _ in range(3):
         indices = rng.choice(len(dataset), size=37, replace=False).tolist()
-        from_arrow = collator_class(CONFIG, seed=4)(fast.__getitems__(indices))
+        from_arrow = collator_class(CONFIG, seed=4)(fast.gather(indices))
         from_rows = collator_class(CONFIG, seed=4)([dataset[i] for i in indices])
         assert_batches_equal(from_arrow, from_rows)
     assert fast.lengths.tolist() == dataset["n_pulses"]
     assert len(fast) == len(dataset)
 
 
-def test_fast_path_gathers_exactly_the_requested_events(saved_dataset):
-    fast = as_training_dataset(saved_dataset)
-    indices = [190, 3, 3, 61, 0, len(saved_dataset) - 1]
-    batch = fast.__getitems__(indices)
-    expected = rows_to_pulse_batch([saved_dataset[i] for i in indices])
-    assert set(batch) == set(expected)
-    for key in expected:
-        assert batch[key].dtype == expected[key].dtype and np.array_equal(batch[key], expected[key]), key
-    with pytest.raises(IndexError):
-        fast.__getitems__([0, len(saved_dataset)])
-    row = fast[61]
-    assert row["event_id"] == saved_dataset[61]["event_id"]
-    assert row["sensor_id"].tolist() == saved_dataset[61]["sensor_id"]
-
-
 def test_dataloader_over_the_fast_path_yields_the_row_path_batches(saved_dataset):
-    loader = torch.utils.data.DataLoader(as_training_dataset(saved_dataset), batch_size=16,
+    loader = torch.utils.data.DataLoader(as_pulse_dataset(saved_dataset), batch_size=16,
                                          collate_fn=PolarBertPretrainingCollator(CONFIG, seed=9))
     reference = PolarBertPretrainingCollator(CONFIG, seed=9)
     for number, batch in enumerate(loader):
@@ -430,22 +415,14 @@ def test_dataloader_over_the_fast_path_yields_the_row_path_batches(saved_dataset
         assert_batches_equal(batch, reference(rows))
 
 
-def test_fast_path_survives_pickling_for_dataloader_workers(saved_dataset):
-    fast = as_training_dataset(saved_dataset.shuffle(seed=1))
-    fast.__getitems__([0, 1])  # build some views first
-    copy = pickle.loads(pickle.dumps(fast))
-    for key, value in fast.__getitems__([5, 9, 2]).items():
-        assert np.array_equal(copy.__getitems__([5, 9, 2])[key], value)
-
-
 def test_fast_path_works_on_an_in_memory_dataset_without_n_pulses():
     rows = [dict(r) for r in ROWS]
     for row in rows:
         del row["n_pulses"]
     dataset = datasets.Dataset.from_list(rows)
-    fast = as_training_dataset(dataset)
+    fast = as_pulse_dataset(dataset)
     assert fast.lengths.tolist() == [r["n_pulses"] for r in ROWS]
-    assert_batches_equal(PolarBertPretrainingCollator(CONFIG, seed=1)(fast.__getitems__([4, 0, 2])),
+    assert_batches_equal(PolarBertPretrainingCollator(CONFIG, seed=1)(fast.gather([4, 0, 2])),
                          PolarBertPretrainingCollator(CONFIG, seed=1)([ROWS[4], ROWS[0], ROWS[2]]))
 
 
@@ -470,7 +447,7 @@ def test_downsampling_draws_every_primary_equally_often():
 
 def test_dataloader_workers_draw_what_one_process_draws():
     rows = [dict(ROWS[0], event_id=1000 + i) for i in range(8)]  # one long event under 8 ids
-    dataset = as_training_dataset(datasets.Dataset.from_list(rows))
+    dataset = as_pulse_dataset(datasets.Dataset.from_list(rows))
     batches = {}
     for workers in (0, 2):
         loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers,

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from modeling_polarbert.collators import as_training_dataset
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.task_metrics import roc_auc
 from script_loading import load_script  # tests/ is on sys.path under pytest
 
@@ -16,7 +16,7 @@ def test_feature_aucs_are_those_of_the_features_computed_directly(simulated, tmp
     results = load_script("track_cascade_features").main([str(simulated / "prepared"), "--out", str(tmp_path / "out")])
     dataset = load_prepared_dataset(str(simulated / "prepared"))
     is_track = np.asarray(dataset["is_track"], dtype=bool)
-    pulses = as_training_dataset(dataset).__getitems__(np.arange(len(dataset)))
+    pulses = as_pulse_dataset(dataset).gather(np.arange(len(dataset)))
     speed = np.linalg.norm(line_fit_velocity(pulses["sensor_id"], pulses["time"], pulses["charge"],
                                              pulses["auxiliary"], pulses["pulse_offsets"]), axis=1)
     assert results["roc_auc"]["LineFit speed"] == pytest.approx(roc_auc(is_track, speed))

@@ -9,8 +9,9 @@ from transformers import TrainingArguments
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM
-from modeling_polarbert.collators import PolarBertPretrainingCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertPretrainingCollator
 from modeling_polarbert.loading import load_prepared_dataset
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.trainer import EpochSeededLengthGroupedSampler, PolarBertTrainer
 
 
@@ -29,7 +30,7 @@ def test_the_training_arguments_are_saved_as_json_not_as_a_pickle_in_the_model_a
                              use_cpu=True, report_to="none", disable_tqdm=True, remove_unused_columns=False)
     trainer = PolarBertTrainer(
         model=PolarBertForMaskedDOM(config), args=args, data_collator=PolarBertPretrainingCollator(config, seed=0),
-        train_dataset=as_training_dataset(load_prepared_dataset(str(simulated / "prepared")).select(range(64))))
+        train_dataset=as_pulse_dataset(load_prepared_dataset(str(simulated / "prepared")).select(range(64))))
     trainer.train()
     trainer.save_model()
     for folder in (tmp_path, tmp_path / "checkpoint-1", tmp_path / "checkpoint-2"):

@@ -18,11 +18,12 @@ from safetensors.torch import load_file
 from transformers import AutoModel, TrainingArguments
 
 from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM, PolarBertModel
-from modeling_polarbert.collators import PolarBertPretrainingCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertPretrainingCollator
 from modeling_polarbert.loading import load_prepared_dataset
 from modeling_polarbert.numpy_directions import angles_to_unit_vector, opening_angle
 from modeling_polarbert.prediction import load_direction_model, predict_directions
 from modeling_polarbert.preparation import prepare_kaggle
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.simulation import simulate_kaggle_dir
 from modeling_polarbert.task_metrics import compute_pretraining_metrics, preprocess_pretraining_logits
 from modeling_polarbert.trainer import PolarBertTrainer
@@ -340,7 +341,7 @@ def test_two_process_evaluation_gives_the_metrics_of_one_process(simulated, two_
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, per_device_eval_batch_size=64,
                              train_sampling_strategy="group_by_length", label_names=["labels", "total_charge"],
                              remove_unused_columns=False, report_to="none")
-    trainer = PolarBertTrainer(model=model, args=args, eval_dataset=as_training_dataset(evaluation),
+    trainer = PolarBertTrainer(model=model, args=args, eval_dataset=as_pulse_dataset(evaluation),
                                data_collator=PolarBertPretrainingCollator(model.config, deterministic=True),
                                compute_metrics=compute_pretraining_metrics,
                                preprocess_logits_for_metrics=preprocess_pretraining_logits)

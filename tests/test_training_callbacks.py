@@ -9,8 +9,9 @@ import torch
 from transformers import TrainerControl, TrainerState, get_scheduler
 
 from modeling_polarbert import PolarBertConfig, PolarBertForMaskedDOM
-from modeling_polarbert.collators import PolarBertPretrainingCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertPretrainingCollator
 from modeling_polarbert.loading import load_prepared_dataset
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.trainer import PolarBertTrainer
 from modeling_polarbert.training_args import PolarBertTrainingArguments
 from modeling_polarbert.training_callbacks import StopAtTimeLimit, StopOnNonFiniteLoss
@@ -84,7 +85,7 @@ def test_inside_trainer_the_time_limit_refits_the_real_schedule_and_ends_it_at_z
     ticks = iter(range(10**6))  # one second per look at the clock: per step, and at train and epoch boundaries
     trainer = PolarBertTrainer(
         model=PolarBertForMaskedDOM(config), args=args,
-        train_dataset=as_training_dataset(load_prepared_dataset(str(simulated / "prepared"))),
+        train_dataset=as_pulse_dataset(load_prepared_dataset(str(simulated / "prepared"))),
         data_collator=PolarBertPretrainingCollator(config, seed=0),
         callbacks=[StopAtTimeLimit(30, skip_steps=2, calibration_steps=10, clock=lambda: float(next(ticks)))])
     trainer.train()
