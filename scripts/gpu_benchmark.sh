@@ -6,7 +6,7 @@
 # It installs the wheels carried in .whl/ (datasets and what it needs, which that machine lacks; fill .whl/ with
 # scripts/gpu_benchmark_wheels.sh where PyPI is reachable), then runs scripts/gpu_benchmark.py with the report in
 # $OUT (the device tool's folder that comes back; runs/gpu_benchmark elsewhere) and the data in /tmp. The
-# reference implementation is read from reference/ (git-ignored; see scripts/reference_harness.py).
+# reference implementation is read from reference/ (git-ignored; see modeling_polarbert/benchmarks/reference.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then

@@ -1,4 +1,4 @@
-"""scripts/gpu_study.py at its tiny CPU size: every phase runs, and what it writes is complete and consistent (the
+"""The GPU study (modeling_polarbert.gpu_study; scripts/gpu_study.py is its door) at its tiny CPU size: every phase runs, and what it writes is complete and consistent (the
 GPU run itself is the same code at another size)."""
 
 import json
@@ -12,10 +12,8 @@ from safetensors import safe_open
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_polarbert  # noqa: F401
-from modeling_polarbert import PolarBertModel
+from modeling_polarbert import PolarBertModel, gpu_study
 from script_loading import load_script  # tests/ is on sys.path under pytest
-
-gpu_study = load_script("gpu_study")
 
 MIB_16 = 16 * 2**20
 
@@ -121,3 +119,7 @@ def test_a_spent_simulation_budget_drops_pretraining_shards_but_not_the_sets_the
     sets = gpu_study.simulate_sets(tmp_path, sizes, workers=1, budget=0)
     lengths = {name: len(datasets.load_from_disk(str(folder))) for name, folder in sets.items()}
     assert lengths == {"pretrain": 250, "labelled": 300, "validation": 100, "held_out": 200}  # one pretraining shard
+
+
+def test_the_script_is_a_door_to_the_package():
+    assert load_script("gpu_study").main is gpu_study.main

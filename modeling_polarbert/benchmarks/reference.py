@@ -20,8 +20,6 @@ sensor_id + 1] with zeros as padding, `l` the pulse counts, `y` unused in pretra
 A newer layout with `x = {"features": (B, 127, 3), "dom_id": (B, 127)}` is recognised from its embedding's code.
 """
 
-from __future__ import annotations
-
 import contextlib
 import importlib
 import inspect
@@ -31,7 +29,14 @@ from pathlib import Path
 
 import torch
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+from ..collators import PolarBertPretrainingCollator
+from .batches import benchmark_config, make_batches
+from .measuring import GpuBusySampler, peak_memory_mb
+from .results import Result
+
+
+# The git-ignored copy in the repository, as the benchmark runs from its root (`--reference` points elsewhere).
+REFERENCE_DIR = Path("reference")
 
 
 def import_reference(reference_dir: Path = REFERENCE_DIR):
@@ -40,7 +45,7 @@ def import_reference(reference_dir: Path = REFERENCE_DIR):
     source = reference_dir / "src" if (reference_dir / "src" / "polarbert").is_dir() else reference_dir
     if not (source / "polarbert" / "flash_model.py").is_file():
         raise FileNotFoundError(f"no copy of the reference implementation in {reference_dir} (expected "
-                                "src/polarbert/flash_model.py; see scripts/reference_harness.py)")
+                                "src/polarbert/flash_model.py; see modeling_polarbert/benchmarks/reference.py)")
     try:
         importlib.import_module("pytorch_lightning")
     except ImportError:
@@ -174,5 +179,42 @@ def time_reference_fit(model, batches, device: torch.device, warmup: int, precis
     return stamps[-1] - stamps[warmup - 1], events
 
 
-__all__ = ["REFERENCE_DIR", "import_reference", "reference_config", "reference_batch", "build_reference",
-           "time_reference_steps", "time_reference_fit"]
+def benchmark_reference(args, dataset, device, dtype) -> list:
+    config = benchmark_config(args)
+    try:
+        model = build_reference(config, Path(args.reference))
+    except (FileNotFoundError, ImportError) as error:
+        return [Result("reference (timinar/PolarBERT) step", "padded", "sdpa", False, model=args.model,
+                       note=f"not run: {error}")]
+    dict_inputs = _uses_dict_inputs(model)
+    collator = PolarBertPretrainingCollator(config, seed=0)
+    ours = make_batches(dataset, collator, args.batch_size, "padded", args.steps + args.warmup, seed=1,
+                        max_pulses=config.max_pulses)
+    batches = [reference_batch(b, b["total_charge"], config.max_pulses, dict_inputs) for b in ours]
+    parameters = sum(p.numel() for p in model.parameters())
+    results = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with GpuBusySampler(device) as busy:
+        seconds, events = time_reference_steps(model, batches, device, args.warmup, dtype)
+    results.append(Result("reference (timinar/PolarBERT) step", "padded", "sdpa", False, model=args.model,
+                          events_per_second=events / seconds,
+                          ms_per_step=1000 * seconds / (len(batches) - args.warmup),
+                          peak_memory_mb=peak_memory_mb(device), busy_share=busy.share,
+                          note=f"{parameters / 1e6:.1f} M parameters; its step: dense DOM logits, in-model masking"))
+    model = build_reference(config, Path(args.reference))
+    precision = "bf16-mixed" if dtype == torch.bfloat16 else "32-true"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        with GpuBusySampler(device) as busy:
+            seconds, events = time_reference_fit(model, batches, device, args.warmup, precision)
+        results.append(Result("reference (timinar/PolarBERT) Lightning fit", "padded", "sdpa", False,
+                              model=args.model, events_per_second=events / seconds,
+                              ms_per_step=1000 * seconds / (len(batches) - args.warmup),
+                              peak_memory_mb=peak_memory_mb(device), busy_share=busy.share,
+                              note=f"{precision}, batches prepared in memory (its data loading not counted)"))
+    except Exception as error:  # its Lightning version may differ from what it was written for
+        results.append(Result("reference (timinar/PolarBERT) Lightning fit", "padded", "sdpa", False,
+                              model=args.model, note=f"failed: {str(error).splitlines()[0][:80]}"))
+    return results
