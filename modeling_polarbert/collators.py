@@ -6,7 +6,7 @@ The batch contract (see the model's docstring), B events, L = the batch's longes
 | key | dtype, shape | content |
 | --- | --- | --- |
 | `dom_ids` | int64 (B, L) | sensor ids; `config.pad_token_id` at padding, `config.mask_token_id` where masked |
-| `features` | float32 (B, L, F) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset, and with `config.event_time_reference` (time - t_event) / event_time_scale (F = `config.num_pulse_features`); 0 at padding |
+| `features` | float32 (B, L, F) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset, and with the extractor's `event_time_reference` (time - t_event) / event_time_scale (F = `config.num_pulse_features`); 0 at padding |
 | `attention_mask` | int64 (B, L) | 1 for real pulses |
 | `labels` (pretraining) | int64 (B, L) | true sensor id at masked positions, -100 elsewhere |
 | `total_charge` (pretraining) | float32 (B,) | log10 of the sum of ALL the event's charges, before down-sampling |
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .configuration_polarbert import PolarBertConfig
+from .configuration_polarbert import SHARED_SETTINGS, PolarBertConfig
 from .feature_extraction_polarbert import (
     MASKING_SALT,
     PULSE_DTYPES,
@@ -76,14 +76,13 @@ IGNORE_INDEX = -100  # the Transformers convention for "no label here"
 @dataclass
 class _PulseCollator:
     """Shared part of the collators: down-sampling, feature scaling and padding, all done by the model's
-    `PolarBertFeatureExtractor` (built from the config), so that training, evaluation, `polarbert predict` and a
+    `PolarBertFeatureExtractor` (the owner of those settings), so that training, evaluation, `polarbert predict` and a
     user of the Hub checkpoint select and scale pulses with the same code.
 
     Args:
-        config: the model's `PolarBertConfig` (scales, special ids, `max_pulses`, `mask_ratio`).
-        max_pulses: down-sample events to at most this many pulses (default `config.max_pulses`).
-        pad_to_multiple_of: round L up to a multiple of this (default `config.pad_to_multiple_of`; 1 or None: no
-            rounding).
+        config: the model's `PolarBertConfig` (special ids, `mask_ratio`, the task's labels).
+        max_pulses: down-sample events to at most this many pulses (default: the extractor's).
+        pad_to_multiple_of: round L up to a multiple of this (default: the extractor's; 1 or None: no rounding).
         keep_all_pulses: no down-sampling at all (evaluation on every pulse of long events).
         pack_length: pack the events into rows of this many tokens (each event takes its pulses + 1 for its CLS
             slot) instead of one padded row per event: the padding-free path, see the module docstring. At least
@@ -95,6 +94,8 @@ class _PulseCollator:
             the batch, the pulse): a shuffled epoch's new batches draw afresh, yet the collator holds no state, so
             DataLoader workers, and a training run resumed from a checkpoint, draw exactly what one uninterrupted
             process draws. Deterministic mode draws from (seed, event_id, pulse) alone.
+        feature_extractor: the model's `PolarBertFeatureExtractor` (the one saved with it); default
+            `PolarBertFeatureExtractor.for_model(config)`. It must agree with the config on what the model reads.
     """
 
     config: PolarBertConfig
@@ -104,18 +105,21 @@ class _PulseCollator:
     deterministic: bool = False
     seed: int | None = None
     pack_length: int | None = None
+    feature_extractor: PolarBertFeatureExtractor | None = None
 
     def __post_init__(self):
-        if self.max_pulses is None:
-            self.max_pulses = self.config.max_pulses
-        if self.pad_to_multiple_of is None:
-            self.pad_to_multiple_of = self.config.pad_to_multiple_of
+        extractor = self.feature_extractor or PolarBertFeatureExtractor.for_model(self.config)
+        differ = [f"{name}: feature extractor {getattr(extractor, name)!r}, model config {getattr(self.config, name)!r}"
+                  for name in SHARED_SETTINGS if getattr(extractor, name) != getattr(self.config, name)]
+        if differ:
+            raise ValueError("the feature extractor does not match the model's config (" + "; ".join(differ) + ")")
+        given = {name: getattr(self, name) for name in ("max_pulses", "pad_to_multiple_of") if getattr(self, name)}
+        self.feature_extractor = extractor.with_settings(**given)
+        self.max_pulses = self.feature_extractor.max_pulses
+        self.pad_to_multiple_of = self.feature_extractor.pad_to_multiple_of
         if self.pack_length is not None and not self.keep_all_pulses and self.pack_length < self.max_pulses + 1:
             raise ValueError(f"pack_length={self.pack_length} cannot hold an event of max_pulses={self.max_pulses} "
                              "pulses and its CLS slot")
-        self.feature_extractor = PolarBertFeatureExtractor.from_config(
-            self.config, max_pulses=self.max_pulses, pad_to_multiple_of=self.pad_to_multiple_of
-        )
 
     def pulse_batch(self, events, extra_columns: Sequence[str] = ()) -> PulseBatch:
         """Rows or a fast-path `PulseBatch`, checked as the feature extractor checks a user's events: what the

@@ -1,14 +1,59 @@
-"""PolarBERT configuration.
+"""PolarBERT configuration: the architecture, and what the architecture needs to know of its inputs.
+
+Input processing (pulse selection, scaling, padding) is the feature extractor's (`feature_extraction_polarbert.py`,
+saved as `preprocessor_config.json`), as Wav2Vec2's sampling rate and normalisation are its feature extractor's. The
+model reads a few facts of the extractor's output: how many feature columns a pulse has, and how to turn the charge
+and flag columns back into a charge and a flag (for the event's reference point). The config holds those facts
+(`SHARED_SETTINGS`), written from the extractor, and the model's `from_pretrained` refuses a folder whose
+preprocessor_config.json disagrees with them. Today's config.json files, which also held the extractor's settings,
+load through `convert_legacy_config` (`from_dict`).
 
 This file travels to the Hub as remote code next to `modeling_polarbert.py`, so it imports nothing but
 transformers.
 """
 
 from transformers import PretrainedConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 DIRECTION_LOSSES = ("angle", "vmf", "angle+vmf")
-EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
 EVENT_POSITION_REFERENCES = (None, "charge_weighted_mean")
+# The facts that the config and the feature extractor both hold: the extractor owns them (it writes its output by
+# them), the model reads its input by them. The model's door (`PolarBertPreTrainedModel.from_pretrained`) compares
+# them, and `extractor_settings_for_model` reads them from a preprocessor_config.json.
+SHARED_SETTINGS = ("num_doms", "pad_token_id", "num_pulse_features", "charge_scale", "auxiliary_offset")
+# The extractor's settings that config.json held until 2026-12-07; `convert_legacy_config` drops them on load.
+LEGACY_PREPROCESSING_SETTINGS = ("max_pulses", "time_offset", "time_scale", "event_time_reference", "event_time_scale",
+                                 "pad_to_multiple_of")
+
+
+def legacy_num_pulse_features(settings: dict) -> int:
+    """The number of feature columns of a config.json or preprocessor_config.json written before 2026-12-07, which
+    did not record it: time, charge, flag, and the time within the event with an `event_time_reference`."""
+    return 3 if settings.get("event_time_reference") is None else 4
+
+
+def convert_legacy_config(config_dict: dict) -> dict:
+    """A config.json saved before 2026-12-07 (with the extractor's settings, `LEGACY_PREPROCESSING_SETTINGS`) as
+    today's: those settings dropped (the folder's preprocessor_config.json holds them too) and `num_pulse_features`
+    written in their place. Today's dicts come back unchanged."""
+    legacy = [name for name in LEGACY_PREPROCESSING_SETTINGS if name in config_dict]
+    if not legacy:
+        return config_dict
+    converted = {name: value for name, value in config_dict.items() if name not in legacy}
+    converted.setdefault("num_pulse_features", legacy_num_pulse_features(config_dict))
+    logger.info("PolarBertConfig: a config.json written before 2026-12-07, converted on load (%s are the feature "
+                "extractor's, in preprocessor_config.json)", ", ".join(legacy))
+    return converted
+
+
+def extractor_settings_for_model(extractor_dict: dict) -> dict:
+    """The `SHARED_SETTINGS` that a preprocessor_config.json holds (one written before 2026-12-07 has no
+    `num_pulse_features`: it follows from its `event_time_reference`)."""
+    settings = {name: extractor_dict[name] for name in SHARED_SETTINGS if name in extractor_dict}
+    settings.setdefault("num_pulse_features", legacy_num_pulse_features(extractor_dict))
+    return settings
 
 
 class PolarBertConfig(PretrainedConfig):
@@ -16,10 +61,10 @@ class PolarBertConfig(PretrainedConfig):
     Configuration of a PolarBERT model (Timiryasov, Tastet and Ruchayskiy, "PolarBERT: A Foundation Model for
     IceCube", NeurIPS 2024 ML4PS workshop). The defaults are the paper's 8 M-parameter model.
 
-    An event is a sequence of pulses; each pulse is a DOM id (a token) plus three continuous features
-    (time, charge, auxiliary flag) that are scaled as every Kaggle solution did (see `time_offset` ...).
-    A trainable CLS ("regression") token is prepended inside the model, so a sequence holds at most
-    `max_pulses + 1` tokens.
+    An event is a sequence of pulses; each pulse is a DOM id (a token) plus `num_pulse_features` continuous
+    features (time, charge, auxiliary flag, and optionally the time within the event), selected, scaled and padded
+    by `PolarBertFeatureExtractor`, which owns those settings. A trainable CLS ("regression") token is prepended
+    inside the model.
 
     One config serves every class: `PolarBertModel` (`AutoModel`), `PolarBertForMaskedDOM`
     (`AutoModelForMaskedLM`, `AutoModelForPreTraining`), `PolarBertForSequenceClassification`
@@ -50,32 +95,22 @@ class PolarBertConfig(PretrainedConfig):
             Epsilon of every LayerNorm.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of weights, embeddings, the CLS and mask vectors.
-        max_pulses (`int`, *optional*, defaults to 127):
-            Pulses an event is down-sampled to by the collators (the paper's 127 + 1 CLS = 128 tokens). The model
-            itself has no positional encoding and accepts longer sequences (evaluation on every pulse).
         mask_ratio (`float`, *optional*, defaults to 0.25):
             Fraction of primary (auxiliary = False) pulses whose DOM id is replaced by the mask id in pretraining
             (the paper found 0.25 best).
         charge_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight `lambda` of the MSE on log10(total event charge) in the pretraining loss.
-        time_offset (`float`, *optional*, defaults to 1e4):
-            Pulse time (ns) maps to `(time - time_offset) / time_scale`.
-        time_scale (`float`, *optional*, defaults to 3e4):
-            See `time_offset`.
+        num_pulse_features (`int`, *optional*, defaults to 3):
+            Feature columns of each pulse, the input width of the feature embedding: time, charge, auxiliary flag
+            (the paper), and the time within the event with the extractor's `event_time_reference` (4). Written from
+            the feature extractor (`extractor.model_settings()`).
         charge_scale (`float`, *optional*, defaults to 3.0):
-            Pulse charge (p.e.) maps to `log10(charge) / charge_scale`.
+            How the model reads the charge column: `log10(charge) / charge_scale`, as the feature extractor writes
+            it. Only `event_position_reference` reads it (for the charge weights of the reference point). Written
+            from the feature extractor, which owns it.
         auxiliary_offset (`float`, *optional*, defaults to 0.5):
-            The auxiliary flag maps to `auxiliary - auxiliary_offset`.
-        event_time_reference (`str`, *optional*):
-            Adds a fourth pulse feature, the time measured within the event: `(time - t_event) / event_time_scale`,
-            where `t_event` is the time of the event's first selected pulse (`"first_pulse"`) or the charge-weighted
-            mean time of its selected primary (HLC) pulses (`"charge_weighted_mean"`; all its pulses when it has no
-            primary one). `None` (the paper): the absolute time only.
-            A direction lives in time differences of a few 100 ns inside an event: on the paper's absolute scale
-            they are about 0.01, which a linear embedding initialised at N(0, 0.02) makes a hundred times smaller
-            than the random DOM-id embedding beside it (docs/results.md, the diagnosis).
-        event_time_scale (`float`, *optional*, defaults to 1000.0):
-            See `event_time_reference` (ns). Light crosses about 220 m of ice in 1 microsecond.
+            How the model reads the flag column: `auxiliary - auxiliary_offset`; only `event_position_reference`
+            reads it (primary pulses). Written from the feature extractor, which owns it.
         position_scale (`float`, *optional*, defaults to 500.0):
             DOM coordinates (m) map to `xyz / position_scale` when `use_dom_positions` is on.
         use_dom_positions (`bool`, *optional*, defaults to `False`):
@@ -91,6 +126,8 @@ class PolarBertConfig(PretrainedConfig):
             detector (docs/results.md, centred inputs). The model computes it from the DOM ids, so a masked pulse
             neither counts in the reference point nor gets a relative position (no leak in pretraining); it reads
             each pulse's charge and primary flag from `features` through `charge_scale` and `auxiliary_offset`.
+            The position embeddings are the model's own inputs, computed inside it: `position_scale` and
+            `event_position_scale` are the config's, not the extractor's.
         event_position_scale (`float`, *optional*, defaults to 200.0):
             See `event_position_reference` (m): about the size of an event's light cloud in the ice.
         direction_head_hidden_size (`int`, *optional*):
@@ -126,9 +163,6 @@ class PolarBertConfig(PretrainedConfig):
             When labels are given, compute the DOM-id logits at the masked pulses only (the name ModernBERT uses).
             The 5,160-way output layer then costs a quarter of the primary pulses instead of every position;
             `logits` become (number of masked pulses, num_doms).
-        pad_to_multiple_of (`int`, *optional*):
-            Collators pad the sequence length to a multiple of this (8 suits tensor cores). A coarse multiple (32)
-            also keeps the number of distinct batch shapes small, which `torch.compile` likes.
         check_inputs (`bool`, *optional*, defaults to `True`):
             Check the values of the inputs in `forward`: DOM ids in range, finite features, labels that are DOM ids
             or -100 (with `masked_positions` that point at them), unit direction vectors. Shapes are always
@@ -153,15 +187,11 @@ class PolarBertConfig(PretrainedConfig):
         attention_probs_dropout_prob: float = 0.0,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
-        max_pulses: int = 127,
         mask_ratio: float = 0.25,
         charge_loss_weight: float = 1.0,
-        time_offset: float = 1e4,
-        time_scale: float = 3e4,
+        num_pulse_features: int = 3,
         charge_scale: float = 3.0,
         auxiliary_offset: float = 0.5,
-        event_time_reference: str | None = None,
-        event_time_scale: float = 1000.0,
         position_scale: float = 500.0,
         use_dom_positions: bool = False,
         event_position_reference: str | None = None,
@@ -170,7 +200,6 @@ class PolarBertConfig(PretrainedConfig):
         zero_init_direction_head: bool = False,
         direction_loss: str = "angle",
         sparse_prediction: bool = False,
-        pad_to_multiple_of: int | None = None,
         check_inputs: bool = True,
         classifier_hidden_size: int | None = None,
         classifier_dropout: float | None = None,
@@ -185,8 +214,13 @@ class PolarBertConfig(PretrainedConfig):
             )
         if direction_loss not in DIRECTION_LOSSES:
             raise ValueError(f"direction_loss must be one of {DIRECTION_LOSSES}, got {direction_loss!r}")
-        if event_time_reference not in EVENT_TIME_REFERENCES:
-            raise ValueError(f"event_time_reference must be one of {EVENT_TIME_REFERENCES}, got {event_time_reference!r}")
+        legacy = [name for name in LEGACY_PREPROCESSING_SETTINGS if name in kwargs]
+        if legacy:
+            raise ValueError(f"{legacy}: settings of the feature extractor (PolarBertFeatureExtractor), not of the "
+                             "model config; the config takes what the model reads of them, "
+                             "PolarBertConfig(**extractor.model_settings(), ...)")
+        if num_pulse_features < 3:
+            raise ValueError(f"num_pulse_features must be at least 3 (time, charge, flag), got {num_pulse_features}")
         if event_position_reference not in EVENT_POSITION_REFERENCES:
             raise ValueError(
                 f"event_position_reference must be one of {EVENT_POSITION_REFERENCES}, got {event_position_reference!r}"
@@ -207,15 +241,11 @@ class PolarBertConfig(PretrainedConfig):
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.max_pulses = max_pulses
         self.mask_ratio = mask_ratio
         self.charge_loss_weight = charge_loss_weight
-        self.time_offset = time_offset
-        self.time_scale = time_scale
+        self.num_pulse_features = num_pulse_features
         self.charge_scale = charge_scale
         self.auxiliary_offset = auxiliary_offset
-        self.event_time_reference = event_time_reference
-        self.event_time_scale = event_time_scale
         self.position_scale = position_scale
         self.use_dom_positions = use_dom_positions
         self.event_position_reference = event_position_reference
@@ -224,7 +254,6 @@ class PolarBertConfig(PretrainedConfig):
         self.zero_init_direction_head = zero_init_direction_head
         self.direction_loss = direction_loss
         self.sparse_prediction = sparse_prediction
-        self.pad_to_multiple_of = pad_to_multiple_of
         self.check_inputs = check_inputs
         self.classifier_hidden_size = classifier_hidden_size or 4 * hidden_size
         self.classifier_dropout = classifier_dropout
@@ -238,10 +267,11 @@ class PolarBertConfig(PretrainedConfig):
     def mask_token_id(self) -> int:
         return self.num_doms + 1
 
-    @property
-    def num_pulse_features(self) -> int:
-        """Columns of `features`: time, charge, auxiliary flag, and the time within the event when it is on."""
-        return 3 if self.event_time_reference is None else 4
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """As `PretrainedConfig.from_dict` (every loading path comes here), after converting a config.json written
+        before 2026-12-07 (`convert_legacy_config`)."""
+        return super().from_dict(convert_legacy_config(config_dict), **kwargs)
 
     @property
     def vocab_size(self) -> int:

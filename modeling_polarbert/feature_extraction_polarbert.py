@@ -4,19 +4,16 @@
     inputs = extractor(events, return_tensors="pt")       # dom_ids, features, attention_mask
     direction = model(**inputs).direction
 
-This file is the ONE implementation of pulse selection (down-sampling), feature scaling and padding: the package's
+This file is the ONE implementation of pulse selection (down-sampling), feature scaling and padding, and the one
+owner of their settings (the model config keeps only what the model reads of them, `model_settings`): the package's
 collators call it for training, evaluation and `polarbert predict`, and it ships to the Hub beside the weights
-(`preprocessor_config.json` + this file, found through its `auto_map` entry), so it imports only numpy, torch and
+(`preprocessor_config.json` + this file, found through its `auto_map` entry), so it imports only numpy and
 transformers.
 
-The batch it returns, B events, L = the longest selected event (rounded up to `pad_to_multiple_of`); the model
-prepends its CLS token itself, so none is added here:
-
-| key | dtype, shape | content |
-| --- | --- | --- |
-| `dom_ids` | int64 (B, L) | sensor ids; `pad_token_id` at padding |
-| `features` | float32 (B, L, F) | (time - time_offset) / time_scale, log10(charge) / charge_scale, auxiliary - auxiliary_offset, and with `event_time_reference` (time - t_event) / event_time_scale; 0 at padding |
-| `attention_mask` | int64 (B, L) | 1 for real pulses |
+The batch it returns is the model's batch contract (`modeling_polarbert.py`): int64 `dom_ids` (B, L) with
+`pad_token_id` at padding, float32 `features` (B, L, F) scaled as the class docstring says and 0 at padding, int64
+`attention_mask` (B, L); L = the longest selected event, rounded up to `pad_to_multiple_of`, and no CLS token (the
+model prepends it).
 
 Down-sampling (paper, section 3): an event with more than `max_pulses` pulses keeps its primary (auxiliary =
 False) pulses first: a random subset of them if there are more than `max_pulses`, else all of them plus random
@@ -31,25 +28,17 @@ sort pick the subsets, see `choose_random`), with no Python loop over pulses.
 
 from __future__ import annotations
 
-import contextvars
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from transformers import PretrainedConfig
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
-from transformers.utils import logging
-
-logger = logging.get_logger(__name__)
 
 PULSE_COLUMNS = ("sensor_id", "time", "charge", "auxiliary")
 # The prepared dataset's dtypes (Kaggle files: int16 sensor ids, int64 ns times, float64 charges, bool flags).
 PULSE_DTYPES = {"sensor_id": np.int16, "time": np.int32, "charge": np.float32, "auxiliary": np.bool_}
 LABEL_COLUMNS = ("azimuth", "zenith")
-EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")  # as the model config's
+EVENT_TIME_REFERENCES = (None, "first_pulse", "charge_weighted_mean")
 MISSING_EVENT_ID = -1  # what a row without an event_id gets; deterministic down-sampling refuses to draw from it
-# Set while `from_pretrained` loads, which checks against the model's config.json; `from_dict` warns without it.
-_LOADING_FROM_A_FOLDER = contextvars.ContextVar("polarbert_loading_from_a_folder", default=False)
 # Salts keep the deterministic (event_id-keyed) draws of selection and masking independent of each other.
 SELECTION_SALT, MASKING_SALT = 0x5E1EC7, 0x3A5C
 
@@ -305,11 +294,6 @@ def batch_key(event_ids: np.ndarray, salt: int) -> int:
         return int(_mix64(np.asarray(mixed ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))))
 
 
-def _rank_within_groups(group_counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., n_g - 1 for each consecutive group of sizes `group_counts`."""
-    return concatenated_ranges(np.zeros(len(group_counts), dtype=np.int64), group_counts)
-
-
 def uniform_draws(batch: PulseBatch, pulses: np.ndarray, event_of_pulse: np.ndarray, salt: int,
                   deterministic: bool, seed: int | None = None) -> np.ndarray:
     """One uniform [0, 1) draw per pulse in `pulses` (flat indices; `event_of_pulse` their event).
@@ -350,7 +334,8 @@ def choose_smallest_keys(keys: np.ndarray, pool: np.ndarray, pool_event: np.ndar
     candidates = np.flatnonzero(candidate)
     # event index + key in [0, 1): one sort orders by event, then by key
     order = np.argsort(pool_event[candidates] + keys[candidates], kind="stable")
-    chosen = _rank_within_groups(n_candidates) < np.repeat(n_choose, n_candidates)
+    rank_in_event = concatenated_ranges(np.zeros(n_events, dtype=np.int64), n_candidates)  # 0, 1, ... per event
+    chosen = rank_in_event < np.repeat(n_choose, n_candidates)
     return np.sort(pool[candidates[order][chosen]])
 
 
@@ -367,21 +352,14 @@ def choose_random(batch: PulseBatch, pool: np.ndarray, pool_event: np.ndarray, n
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _config_values(config, names: Sequence[str]) -> dict:
-    """The given settings of a model config (a `PolarBertConfig` or the dict of its config.json) that it has."""
-    if isinstance(config, Mapping):
-        return {name: config[name] for name in names if name in config}
-    return {name: getattr(config, name) for name in names if hasattr(config, name)}
-
-
 class PolarBertFeatureExtractor(FeatureExtractionMixin):
     r"""
     Turns IceCube events into PolarBERT inputs (`dom_ids`, `features`, `attention_mask`): deterministic
     down-sampling to `max_pulses` (the pulses `polarbert predict` chooses), feature scaling and padding.
 
-    Build it from a model's config with `PolarBertFeatureExtractor.from_config(config)`; the training scripts save
-    it beside every checkpoint (`preprocessor_config.json`), and `from_pretrained` refuses a saved extractor
-    whose settings disagree with the `config.json` beside it.
+    It owns these settings. A model config records what the model reads of them (`model_settings()`), and the
+    model's `from_pretrained` refuses a folder whose preprocessor_config.json disagrees with config.json on those.
+    Training saves it beside every checkpoint; `for_model(config)` builds one for a config without a saved one.
 
     Args:
         num_doms (`int`, *optional*, defaults to 5160):
@@ -401,14 +379,14 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
             selected pulse (`"first_pulse"`) or the charge-weighted mean time of its selected primary pulses
             (`"charge_weighted_mean"`; all of them when it has none). `None`: three features (the paper).
         pad_to_multiple_of (`int`, *optional*):
-            Round the padded length up to a multiple of this.
+            Round the padded length up to a multiple of this (8 suits tensor cores; a coarse multiple, 32, also keeps
+            the number of distinct batch shapes small, which `torch.compile` likes).
     """
 
     model_input_names = ["dom_ids", "features", "attention_mask"]
-    # The settings taken from a `PolarBertConfig`, all of which must agree with the model's config. A new
-    # feature-scaling option of the config is added here, to `__init__`, and to `_scaled_features`.
-    config_attributes = ("num_doms", "pad_token_id", "max_pulses", "time_offset", "time_scale", "charge_scale",
-                         "auxiliary_offset", "event_time_reference", "event_time_scale")
+    # What a model config records of these settings (its SHARED_SETTINGS, compared at the model's door). A new input
+    # option goes into `__init__`, `_scaled_features` and, adding a column, `num_pulse_features`: nowhere else.
+    model_setting_names = ("num_doms", "pad_token_id", "num_pulse_features", "charge_scale", "auxiliary_offset")
 
     def __init__(
         self,
@@ -422,6 +400,7 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
         event_time_reference: str | None = None,
         event_time_scale: float = 1000.0,
         pad_to_multiple_of: int | None = None,
+        num_pulse_features: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -439,73 +418,44 @@ class PolarBertFeatureExtractor(FeatureExtractionMixin):
         self.event_time_reference = event_time_reference
         self.event_time_scale = event_time_scale
         self.pad_to_multiple_of = pad_to_multiple_of
+        if num_pulse_features is not None and num_pulse_features != self.num_pulse_features:
+            raise ValueError(f"num_pulse_features={num_pulse_features}, but these settings give "
+                             f"{self.num_pulse_features} feature columns (event_time_reference={event_time_reference!r})")
 
-    # ---- building, loading and checking against a model config ------------------------------------------------
+    # ---- what the model reads of these settings ---------------------------------------------------------------
 
-    @classmethod
-    def from_config(cls, config, **overrides) -> "PolarBertFeatureExtractor":
-        """The extractor of a model: its settings read from a `PolarBertConfig` (or its dict); `overrides` (e.g.
-        `max_pulses`, `pad_to_multiple_of`) replace single values."""
-        settings = _config_values(config, (*cls.config_attributes, "pad_to_multiple_of"))
-        settings.update({name: value for name, value in overrides.items() if value is not None})
-        return cls(**settings)
+    @property
+    def num_pulse_features(self) -> int:
+        """Columns of `features`: time, charge, auxiliary flag, and the time within the event when it is on."""
+        return 3 if self.event_time_reference is None else 4
 
-    def check_config(self, config, ignore: Sequence[str] = ()) -> None:
-        """Raise a ValueError naming every setting that differs from the model's config (a `PolarBertConfig` or
-        its dict): a model fed differently scaled or selected pulses would predict garbage without a word."""
-        values = _config_values(config, self.config_attributes)
-        differ = [f"{name}: extractor {getattr(self, name)!r}, model config {values[name]!r}"
-                  for name in self.config_attributes
-                  if name in values and name not in ignore and values[name] != getattr(self, name)]
-        if differ:
-            raise ValueError("the feature extractor does not match the model's config (" + "; ".join(differ) + "); "
-                             "rebuild it with PolarBertFeatureExtractor.from_config(model.config)")
+    def model_settings(self) -> dict:
+        """What a model config records of this extractor: `PolarBertConfig(**extractor.model_settings(), ...)`."""
+        return {name: getattr(self, name) for name in self.model_setting_names}
+
+    def to_dict(self) -> dict:  # num_pulse_features saved too, for the model's door to read
+        return {**super().to_dict(), "num_pulse_features": self.num_pulse_features}
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "PolarBertFeatureExtractor":
-        """As `FeatureExtractionMixin.from_pretrained`, then checked against the model's `config.json` in the same
-        folder or Hub repository, when there is one (values given here as keyword arguments are not checked).
-
-        `AutoFeatureExtractor.from_pretrained` comes here up to transformers 5.24 (and so checks too); 5.25 builds
-        the extractor with `from_dict` alone, which never learns the folder: there the check cannot run, and
-        `from_dict` logs a warning saying so (pyproject.toml keeps transformers below 5.25 for this reason)."""
-        reset = _LOADING_FROM_A_FOLDER.set(True)
-        try:
-            extractor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        finally:
-            _LOADING_FROM_A_FOLDER.reset(reset)
-        model_config = cls._model_config_beside(pretrained_model_name_or_path, kwargs)
-        if model_config is not None and model_config.get("model_type") == "polarbert":
-            try:
-                extractor.check_config(model_config, ignore=tuple(kwargs))
-            except ValueError as error:
-                raise ValueError(f"{pretrained_model_name_or_path}: preprocessor_config.json and config.json "
-                                 f"disagree: {error}") from None
+    def for_model(cls, config, **settings) -> "PolarBertFeatureExtractor":
+        """An extractor for a model config: what the model reads (`model_setting_names`) from the config, the rest from
+        `settings` or the defaults. A model reading a fourth column needs its `event_time_reference` given."""
+        given = [name for name in settings if name in cls.model_setting_names]
+        if given:
+            raise ValueError(f"{given}: the model config's to set (model_settings), not for_model's")
+        extractor = cls(**settings, **{name: getattr(config, name) for name in cls.model_setting_names
+                                       if name != "num_pulse_features"})
+        if extractor.num_pulse_features != config.num_pulse_features:
+            raise ValueError(f"num_pulse_features: the model reads {config.num_pulse_features}, the extractor writes "
+                             f"{extractor.num_pulse_features} (event_time_reference={extractor.event_time_reference!r}); "
+                             "load the one saved with the model (from_pretrained), or give its event_time_reference")
         return extractor
 
-    @classmethod
-    def from_dict(cls, feature_extractor_dict: dict, **kwargs):
-        """As `FeatureExtractionMixin.from_dict`, with a warning when a saved extractor (one with an `auto_map`)
-        is built without `from_pretrained`, so unchecked against the model's config.json beside it."""
-        if "auto_map" in feature_extractor_dict and not _LOADING_FROM_A_FOLDER.get():
-            logger.warning(
-                "PolarBertFeatureExtractor: built from a saved preprocessor_config.json without from_pretrained (as "
-                "AutoFeatureExtractor does from transformers 5.25 on), so not checked against the model's "
-                "config.json; check it with extractor.check_config(model.config), or load it with "
-                "PolarBertFeatureExtractor.from_pretrained")
-        return super().from_dict(feature_extractor_dict, **kwargs)
-
-    @staticmethod
-    def _model_config_beside(path, kwargs: dict) -> dict | None:
-        if os.path.isfile(str(path)):
-            return None  # a bare preprocessor_config.json: no model beside it
-        download = {key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "token",
-                                                   "revision", "subfolder") if key in kwargs}
-        try:
-            config, _ = PretrainedConfig.get_config_dict(path, **download)
-        except OSError:  # no config.json: an extractor saved on its own
-            return None
-        return config
+    def with_settings(self, **changes) -> "PolarBertFeatureExtractor":
+        """A copy with the given settings changed."""
+        settings = {key: value for key, value in self.to_dict().items()
+                    if key not in ("feature_extractor_type", "num_pulse_features")}
+        return type(self)(**{**settings, **changes})
 
     # ---- the one implementation of selection, scaling and padding ---------------------------------------------
 

@@ -140,16 +140,16 @@ every pulse).
 """
 
 
-def _use_section(model, repo: str) -> str:
+def _use_section(model, repo: str, max_pulses: int) -> str:
     """The card's Use section for the checkpoint's head: direction, another event-level task, or none."""
     config = model.config
     name = type(model).__name__
     if name == "PolarBertForDirection":
-        return USE_DIRECTION.format(repo=repo, max_pulses=config.max_pulses)
+        return USE_DIRECTION.format(repo=repo, max_pulses=max_pulses)
     if name == "PolarBertForSequenceClassification":
         return USE_SEQUENCE.format(repo=repo, problem_type=config.problem_type, id2label=config.id2label,
                                    label_columns=", ".join(config.label_columns or []))
-    return USE_BACKBONE.format(repo=repo, max_pulses=config.max_pulses)
+    return USE_BACKBONE.format(repo=repo, max_pulses=max_pulses)
 
 
 def write_model_card(
@@ -158,10 +158,16 @@ def write_model_card(
     training_data: str = "Not recorded.",
     metrics: dict | None = None,
     repo_id: str | None = None,
+    feature_extractor=None,
 ) -> Path:
-    """Write folder/README.md with Hub metadata (library, tags, license) and the measured figures."""
+    """Write folder/README.md with Hub metadata (library, tags, license) and the measured figures; the pulse
+    selection it describes is `feature_extractor`'s (the model's `PolarBertFeatureExtractor`; default: its
+    defaults)."""
+    from .feature_extraction_polarbert import PolarBertFeatureExtractor
+
     folder = Path(folder)
     config = model.config
+    max_pulses = (feature_extractor or PolarBertFeatureExtractor()).max_pulses
     evaluation = "No evaluation recorded."
     if metrics:
         evaluation = "| metric | value |\n|---|---|\n" + "\n".join(
@@ -186,8 +192,8 @@ def write_model_card(
         repo=repo_id or str(folder),
         training_data=training_data,
         evaluation=evaluation,
-        max_pulses=config.max_pulses,
-        use=_use_section(model, repo_id or str(folder)),
+        max_pulses=max_pulses,
+        use=_use_section(model, repo_id or str(folder), max_pulses),
         citation=CITATION_BIBTEX,
     )
     path = folder / "README.md"
@@ -226,8 +232,13 @@ def save_backbone(
         parameter.data = parameter.data.to(getattr(torch, dtype))
     # The shard size counts tensor bytes; 2 % more room for each file's JSON header.
     model.save_pretrained(out_dir, max_shard_size=int(0.98 * max_file_bytes))
-    PolarBertFeatureExtractor.from_config(model.config).save_pretrained(out_dir)
-    write_model_card(out_dir, model, training_data=training_data, metrics=metrics, repo_id=repo_id)
+    if Path(pretrained, "preprocessor_config.json").is_file():
+        extractor = PolarBertFeatureExtractor.from_pretrained(pretrained)  # the run's (model.from_pretrained checked it)
+    else:
+        extractor = PolarBertFeatureExtractor.for_model(model.config)
+    extractor.save_pretrained(out_dir)
+    write_model_card(out_dir, model, training_data=training_data, metrics=metrics, repo_id=repo_id,
+                     feature_extractor=extractor)
     too_large = [path.name for path in out_dir.iterdir() if path.stat().st_size > max_file_bytes]
     if too_large:
         raise ValueError(f"{out_dir}: {too_large} larger than {max_file_bytes:,} bytes")

@@ -53,11 +53,19 @@ def load_fine_tuned(path: str, model_class, task: str, head: str, finetune: str,
     if Path(path).is_dir() and not any(name.startswith(f"{head}.") for name in safetensors_names(path)):
         raise ValueError(f"{path}: its weights hold no {head} tensors: the {task} head was never trained. {finetune}")
     model, loading_info = model_class.from_pretrained(path, output_loading_info=True)
-    check_has_weights(path, loading_info["missing_keys"])
-    if Path(path, FEATURE_EXTRACTOR_NAME).is_file():
-        PolarBertFeatureExtractor.from_pretrained(path)  # raises if it disagrees with config.json
+    check_has_weights(path, loading_info["missing_keys"])  # from_pretrained refused a disagreeing extractor
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
+
+
+def feature_extractor_of(model) -> PolarBertFeatureExtractor:
+    """The feature extractor saved with a loaded model (its folder's preprocessor_config.json, as a Transformers
+    pipeline loads the processor from the model's `name_or_path`), or `for_model(model.config)` for a model that has
+    none (built in memory, or saved without one)."""
+    folder = model.name_or_path
+    if folder and Path(folder, FEATURE_EXTRACTOR_NAME).is_file():
+        return PolarBertFeatureExtractor.from_pretrained(folder)
+    return PolarBertFeatureExtractor.for_model(model.config)
 
 
 def check_has_weights(path, missing) -> None:
@@ -79,7 +87,8 @@ def predict_directions(
     DataLoader processes collate while the model runs; the outputs stay on the device until the end, so that the
     loop never waits for the device.
     """
-    collator = PolarBertDirectionCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
+    collator = PolarBertDirectionCollator(model.config, deterministic=True, keep_all_pulses=all_pulses,
+                                          feature_extractor=feature_extractor_of(model))
     device = model.device
     loader, order = event_loader(dataset, collator, batch_size, all_pulses, num_workers, device)
     directions, kappas = [], []
@@ -102,7 +111,7 @@ def event_loader(dataset, collator, batch_size: int, all_pulses: bool, num_worke
         # Events of up to ~100,000 pulses: batch them by length under a token budget, or one long event would
         # pad a whole batch to its length.
         order = np.argsort(events.lengths, kind="stable")
-        batches = token_budget_batches(events.lengths[order], batch_size * (collator.config.max_pulses + 1))
+        batches = token_budget_batches(events.lengths[order], batch_size * (collator.max_pulses + 1))
         batch_sampler = [order[batch].tolist() for batch in batches]
     else:
         order = np.arange(len(events))
@@ -133,7 +142,8 @@ def predict_sequence_logits(
     """(N, num_labels) float32 `logits` for every event of a `datasets.Dataset`, in dataset order: regression
     targets in physical units, or class scores (see `task_metrics.class_probabilities`). Deterministic pulse selection,
     as `predict_directions`."""
-    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True, keep_all_pulses=all_pulses)
+    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True, keep_all_pulses=all_pulses,
+                                                       feature_extractor=feature_extractor_of(model))
     device, logits = model.device, []
     loader, order = event_loader(dataset, collator, batch_size, all_pulses, num_workers, device)
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):

@@ -85,7 +85,7 @@ class PolarBertTrainer(Trainer):
         metrics = {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")} if evaluations else None
         write_model_card(
             self.args.output_dir, self.accelerator.unwrap_model(self.model), training_data=self.training_data,
-            metrics=metrics, repo_id=self.args.hub_model_id,
+            metrics=metrics, repo_id=self.args.hub_model_id, feature_extractor=self.processing_class,
         )
 
     def _with_eval_collator(self, build_dataloader, dataset):

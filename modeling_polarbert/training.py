@@ -17,7 +17,6 @@ from .collators import (
     PolarBertSequenceClassificationCollator,
 )
 from .configuration_polarbert import PolarBertConfig
-from .feature_extraction_polarbert import PolarBertFeatureExtractor
 from .loading import check_is_polarbert_folder, load_prepared_dataset
 from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM, PolarBertForSequenceClassification
 from .pulse_dataset import as_pulse_dataset
@@ -30,7 +29,8 @@ from .task_metrics import (
 from .tasks import TASKS, check_label_columns, parse_label_columns, problem_type_of, sequence_task_config, \
     source_columns
 from .trainer import PolarBertTrainer
-from .training_args import ARGUMENT_TYPES, DataArguments, ModelArguments, build_config, check_launch, parse_arguments
+from .training_args import ARGUMENT_TYPES, DataArguments, ModelArguments, build_config, build_feature_extractor, \
+    check_launch, parse_arguments
 from .training_callbacks import StopAtTimeLimit, StopOnNonFiniteLoss  # noqa: F401  (StopAtTimeLimit: the README names it here)
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
 
     if model_args.model_name_or_path:
         check_is_polarbert_folder(model_args.model_name_or_path)
-    config = build_config(model_args, sparse_prediction=True)
+    extractor = build_feature_extractor(model_args)
+    config = build_config(model_args, extractor, sparse_prediction=True)
     if model_args.model_name_or_path:
         model = _load_pretrained(PolarBertForMaskedDOM, model_args, config)
     else:
@@ -124,12 +125,13 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         model=model,
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
-        processing_class=PolarBertFeatureExtractor.from_config(config),
+        processing_class=extractor,
         train_dataset=as_pulse_dataset(train_dataset),
         eval_dataset=as_pulse_dataset(eval_dataset),
         # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
-        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed, pack_length=data_args.pack_length),
-        eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True),
+        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed, pack_length=data_args.pack_length,
+                                                   feature_extractor=extractor),
+        eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True, feature_extractor=extractor),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
         compute_metrics=compute_pretraining_metrics,
@@ -168,12 +170,13 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
 
     if model_args.model_name_or_path:
         check_is_polarbert_folder(model_args.model_name_or_path)
+    extractor = build_feature_extractor(model_args)
     if direction:
-        config, model_class, collator_class = build_config(model_args), PolarBertForDirection, PolarBertDirectionCollator
+        config, model_class, collator_class = build_config(model_args, extractor), PolarBertForDirection, PolarBertDirectionCollator
         extra_columns, compute_metrics, hub_tags = (), compute_direction_metrics, ["direction-reconstruction"]
     else:
         task = sequence_task(model_args, data_args, train_dataset, eval_dataset)
-        config = build_config(model_args, **task)
+        config = build_config(model_args, extractor, **task)
         model_class, collator_class = PolarBertForSequenceClassification, PolarBertSequenceClassificationCollator
         extra_columns, compute_metrics = source_columns(task["label_columns"]), compute_sequence_metrics(config)
         hub_tags = ["regression" if task["problem_type"] == "regression" else "classification"]
@@ -195,11 +198,12 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         model=model,
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
-        processing_class=PolarBertFeatureExtractor.from_config(config),
+        processing_class=extractor,
         train_dataset=as_pulse_dataset(train_dataset, extra_columns),
         eval_dataset=as_pulse_dataset(eval_dataset, extra_columns),
-        data_collator=collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length),
-        eval_data_collator=collator_class(config, deterministic=True),
+        data_collator=collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length,
+                                     feature_extractor=extractor),
+        eval_data_collator=collator_class(config, deterministic=True, feature_extractor=extractor),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
         compute_metrics=compute_metrics,

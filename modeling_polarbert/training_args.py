@@ -1,7 +1,8 @@
 """The arguments of the training runs (`run_pretraining`, `run_finetuning` in training.py) and where they come from:
 three dataclasses read by `HfArgumentParser` from a YAML file plus the command line (`parse_arguments`), the check
 that a launcher really started the processes it was asked for (`check_launch`), and the model config that the
-model arguments describe (`build_config`, with `--config_overrides`).
+model arguments describe (`build_config`, with `--config_overrides`) with its feature extractor
+(`build_feature_extractor`: the overrides that name an extractor setting go to the extractor, which owns them).
 """
 
 import os
@@ -13,6 +14,11 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .configuration_polarbert import PolarBertConfig
+from .feature_extraction_polarbert import PolarBertFeatureExtractor
+
+# The feature extractor's settings (what its preprocessor_config.json holds): `--config_overrides` naming one of these
+# set the extractor, and the model config takes what the model reads of it (`model_settings`).
+FEATURE_EXTRACTOR_SETTINGS = frozenset(PolarBertFeatureExtractor().to_dict()) - {"feature_extractor_type"}
 
 
 @dataclass
@@ -131,9 +137,28 @@ def parse_config_overrides(text: str | None) -> dict:
     return overrides
 
 
-def build_config(model_args: ModelArguments, **fixed) -> PolarBertConfig:
-    """The config of a fresh model, or that of `model_name_or_path` with the overrides applied."""
-    overrides = {**parse_config_overrides(model_args.config_overrides), **fixed}
+def build_feature_extractor(model_args: ModelArguments) -> PolarBertFeatureExtractor:
+    """The run's feature extractor: the one saved with `model_name_or_path` (its preprocessor_config.json; for a
+    folder saved without one, `for_model` of its config), or the defaults for a fresh model; then the overrides that
+    name an extractor setting (`event_time_reference=charge_weighted_mean`, `max_pulses=64`...)."""
+    overrides = {key: value for key, value in parse_config_overrides(model_args.config_overrides).items()
+                 if key in FEATURE_EXTRACTOR_SETTINGS}
+    folder = model_args.model_name_or_path
+    if not folder:
+        return PolarBertFeatureExtractor(**overrides)
+    if Path(folder, "preprocessor_config.json").is_file():
+        return PolarBertFeatureExtractor.from_pretrained(folder).with_settings(**overrides)
+    return PolarBertFeatureExtractor.for_model(PolarBertConfig.from_pretrained(folder)).with_settings(**overrides)
+
+
+def build_config(model_args: ModelArguments, feature_extractor: PolarBertFeatureExtractor | None = None,
+                 **fixed) -> PolarBertConfig:
+    """The config of a fresh model, or that of `model_name_or_path` with the overrides applied, recording what the
+    model reads of `feature_extractor` (default: `build_feature_extractor(model_args)`)."""
+    extractor = feature_extractor or build_feature_extractor(model_args)
+    overrides = {key: value for key, value in {**parse_config_overrides(model_args.config_overrides), **fixed}.items()
+                 if key not in FEATURE_EXTRACTOR_SETTINGS}
+    overrides.update(extractor.model_settings())
     if model_args.model_name_or_path:
         config = PolarBertConfig.from_pretrained(model_args.model_name_or_path)
         unknown = [key for key in overrides if not hasattr(config, key)]

@@ -25,7 +25,7 @@ from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.task_metrics import compute_direction_metrics
 from modeling_polarbert.trainer import PolarBertTrainer
 from modeling_polarbert.training import freeze_backbone
-from modeling_polarbert.training_args import ModelArguments, build_config
+from modeling_polarbert.training_args import ModelArguments, build_config, build_feature_extractor
 from transformers import TrainingArguments, set_seed
 
 
@@ -53,13 +53,15 @@ def main(argv=None) -> dict:
     if args.max_train_events:
         train = train.select(range(min(args.max_train_events, len(train))))
     evaluation = load_prepared_dataset(args.eval, require_labels=True)
-    config = build_config(ModelArguments(model_name_or_path=args.model, config_overrides=args.config_overrides))
+    model_args = ModelArguments(model_name_or_path=args.model, config_overrides=args.config_overrides)
+    extractor = build_feature_extractor(model_args)
+    config = build_config(model_args, extractor)
     model = (PolarBertForDirection.from_pretrained(args.model, config=config) if args.model
              else PolarBertForDirection(config))
     if args.freeze_backbone:
         freeze_backbone(model)
 
-    probe_collator = PolarBertDirectionCollator(config, deterministic=True)
+    probe_collator = PolarBertDirectionCollator(config, deterministic=True, feature_extractor=extractor)
     probe = probe_collator(as_pulse_dataset(evaluation).gather(list(range(256))))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "input_scales.json").write_text(json.dumps(input_scales(model, probe), indent=2))
@@ -73,7 +75,7 @@ def main(argv=None) -> dict:
     )
     trainer = PolarBertTrainer(
         model=model, args=training_args, train_dataset=as_pulse_dataset(train),
-        data_collator=PolarBertDirectionCollator(config, seed=args.seed),
+        data_collator=PolarBertDirectionCollator(config, seed=args.seed, feature_extractor=extractor),
         eval_data_collator=probe_collator, compute_metrics=compute_direction_metrics,
         callbacks=[LearningDiagnostics(probe, args.out / "diagnostics.jsonl", every=args.every)],
     )

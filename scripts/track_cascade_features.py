@@ -25,7 +25,7 @@ from modeling_polarbert.diagnostics import with_time_of_other_events
 from modeling_polarbert.geometry import load_sensor_geometry
 from modeling_polarbert.linefit import line_fit_velocity
 from modeling_polarbert.loading import load_prepared_dataset
-from modeling_polarbert.prediction import load_sequence_model, predict_sequence_logits
+from modeling_polarbert.prediction import feature_extractor_of, load_sequence_model, predict_sequence_logits
 from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.task_metrics import class_probabilities, roc_auc, roc_curve
 
@@ -60,7 +60,8 @@ def oriented_auc(is_track: np.ndarray, scores: np.ndarray) -> tuple[float, float
 def auc_with_time_of_other_events(model, dataset, is_track: np.ndarray, batch_size: int = 256) -> float:
     """ROC AUC of an is_track classifier when each event's time features come from the event before it in its batch
     (the pulses keep their DOMs and charges; where only one of the two has a pulse, its own time stays)."""
-    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True)
+    collator = PolarBertSequenceClassificationCollator(model.config, deterministic=True,
+                                                       feature_extractor=feature_extractor_of(model))
     events = as_pulse_dataset(dataset)
     probabilities = []
     for start in range(0, len(dataset), batch_size):

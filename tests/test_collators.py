@@ -14,6 +14,7 @@ from modeling_polarbert.collators import (
     rows_to_pulse_batch,
 )
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
+from modeling_polarbert.feature_extraction_polarbert import PolarBertFeatureExtractor
 from modeling_polarbert.numpy_directions import angles_to_unit_vector
 from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.pulse_dataset import as_pulse_dataset
@@ -21,6 +22,7 @@ from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
 
 CONFIG = PolarBertConfig()
+EXTRACTOR = PolarBertFeatureExtractor.for_model(CONFIG)  # the scaling the collators apply (the extractor owns it)
 PRETRAINING_KEYS = {"dom_ids", "features", "attention_mask", "labels", "total_charge", "masked_positions"}
 DIRECTION_KEYS = {"dom_ids", "features", "attention_mask", "labels"}
 
@@ -46,7 +48,7 @@ def make_row(event_id, n_primary, n_auxiliary, seed=0):
 def kept_pulse_indices(batch, i):
     """Indices (into the original event) of the pulses in row i of a collated batch, from their times."""
     real = batch["attention_mask"][i].bool()
-    time = batch["features"][i, real, 0].double() * CONFIG.time_scale + CONFIG.time_offset
+    time = batch["features"][i, real, 0].double() * EXTRACTOR.time_scale + EXTRACTOR.time_offset
     return ((time.round() - 5000) / 10).long().numpy()
 
 
@@ -194,9 +196,9 @@ def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding
         assert (batch["dom_ids"][i, n:] == CONFIG.pad_token_id).all()
         assert (batch["features"][i, n:] == 0).all() and (batch["labels"][i, n:] == -100).all()
         expected = np.stack([
-            (np.asarray(row["time"]) - CONFIG.time_offset) / CONFIG.time_scale,
-            np.log10(np.asarray(row["charge"], dtype=np.float32)) / CONFIG.charge_scale,
-            np.asarray(row["auxiliary"]) - CONFIG.auxiliary_offset,
+            (np.asarray(row["time"]) - EXTRACTOR.time_offset) / EXTRACTOR.time_scale,
+            np.log10(np.asarray(row["charge"], dtype=np.float32)) / EXTRACTOR.charge_scale,
+            np.asarray(row["auxiliary"]) - EXTRACTOR.auxiliary_offset,
         ], axis=-1)
         np.testing.assert_allclose(batch["features"][i, :n].numpy(), expected, rtol=1e-6, atol=1e-7)
 
@@ -205,8 +207,8 @@ def test_short_events_keep_every_pulse_in_order_with_scaled_features_and_padding
 def test_padding_rounds_up_to_the_requested_multiple(multiple, expected):
     rows = [ROWS[4], ROWS[3]]
     assert PolarBertDirectionCollator(CONFIG, pad_to_multiple_of=multiple)(rows)["dom_ids"].shape[1] == expected
-    config = PolarBertConfig(pad_to_multiple_of=16)
-    assert PolarBertDirectionCollator(config)(rows)["dom_ids"].shape[1] == 48
+    extractor = PolarBertFeatureExtractor(pad_to_multiple_of=16)  # the extractor's own multiple
+    assert PolarBertDirectionCollator(CONFIG, feature_extractor=extractor)(rows)["dom_ids"].shape[1] == 48
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ def test_total_charge_is_log10_of_all_charges_before_downsampling():
     batch = PolarBertPretrainingCollator(CONFIG, seed=0)(ROWS)
     expected = [np.log10(np.sum(np.asarray(r["charge"], dtype=np.float64))) for r in ROWS]
     np.testing.assert_allclose(batch["total_charge"].numpy(), expected, rtol=1e-6)
-    kept_charge = 10 ** (batch["features"][0, :, 1].double() * CONFIG.charge_scale)
+    kept_charge = 10 ** (batch["features"][0, :, 1].double() * EXTRACTOR.charge_scale)
     assert np.log10(kept_charge.sum().item()) < expected[0] - 0.05  # the first event was down-sampled
 
 
@@ -462,9 +464,10 @@ def test_dataloader_workers_draw_what_one_process_draws():
 
 @pytest.mark.parametrize("reference", ["first_pulse", "charge_weighted_mean"])
 def test_event_time_is_measured_from_the_events_reference_time(reference):
-    config = PolarBertConfig(event_time_reference=reference, event_time_scale=500.0)
+    extractor = PolarBertFeatureExtractor(event_time_reference=reference, event_time_scale=500.0)
+    config = PolarBertConfig(**extractor.model_settings())
     rows = [ROWS[4], ROWS[2], ROWS[1]]  # short with primaries, all auxiliary, long (down-sampled)
-    batch = PolarBertDirectionCollator(config, deterministic=True)(rows)
+    batch = PolarBertDirectionCollator(config, deterministic=True, feature_extractor=extractor)(rows)
     assert batch["features"].shape[-1] == 4
     for i, row in enumerate(rows):
         kept = kept_pulse_indices(batch, i)

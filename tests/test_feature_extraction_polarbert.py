@@ -23,6 +23,7 @@ from modeling_polarbert import (
     PolarBertFeatureExtractor,
     PolarBertPretrainingCollator,
 )
+from modeling_polarbert.configuration_polarbert import SHARED_SETTINGS
 from modeling_polarbert.feature_extraction_polarbert import (
     choose_smallest_keys,
     concatenated_ranges,
@@ -39,11 +40,17 @@ from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # t
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tiny_config(**overrides) -> PolarBertConfig:
-    return PolarBertConfig(**{"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                              "intermediate_size": 64, "max_pulses": 24, **overrides})
+def tiny_extractor(**settings) -> PolarBertFeatureExtractor:
+    return PolarBertFeatureExtractor(**{"max_pulses": 24, **settings})
 
 
+def tiny_config(extractor: PolarBertFeatureExtractor | None = None) -> PolarBertConfig:
+    """A tiny model config that records what the model reads of `extractor` (default `EXTRACTOR`)."""
+    return PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           **(extractor or EXTRACTOR).model_settings())
+
+
+EXTRACTOR = tiny_extractor()
 CONFIG = tiny_config()
 MODEL_KEYS = {"dom_ids", "features", "attention_mask"}
 
@@ -75,9 +82,10 @@ def random_events(rng: np.random.Generator, n_events: int, max_length: int = 120
 @pytest.mark.parametrize("event_time_reference", [None, "first_pulse", "charge_weighted_mean"])
 def test_extractor_equals_the_deterministic_direction_collator_on_random_events(keep_all_pulses, pad_to_multiple_of,
                                                                                event_time_reference):
-    config = tiny_config(pad_to_multiple_of=pad_to_multiple_of, event_time_reference=event_time_reference)
-    extractor = PolarBertFeatureExtractor.from_config(config)
-    collator = PolarBertDirectionCollator(config, deterministic=True, keep_all_pulses=keep_all_pulses)
+    extractor = tiny_extractor(pad_to_multiple_of=pad_to_multiple_of, event_time_reference=event_time_reference)
+    config = tiny_config(extractor)
+    collator = PolarBertDirectionCollator(config, deterministic=True, keep_all_pulses=keep_all_pulses,
+                                          feature_extractor=extractor)
     rng = np.random.default_rng(3)
     for _ in range(5):
         events = random_events(rng, 17)
@@ -88,13 +96,13 @@ def test_extractor_equals_the_deterministic_direction_collator_on_random_events(
         for key in MODEL_KEYS:
             assert inputs[key].dtype == batch[key].dtype and torch.equal(inputs[key], batch[key]), key
         lengths = [len(event["sensor_id"]) for event in events]
-        expected = max(lengths) if keep_all_pulses else min(max(lengths), config.max_pulses)
+        expected = max(lengths) if keep_all_pulses else min(max(lengths), extractor.max_pulses)
         multiple = pad_to_multiple_of or 1
         assert inputs["dom_ids"].shape[1] == -(-expected // multiple) * multiple
 
 
 def test_extractor_selects_primaries_first_scales_as_the_paper_and_pads():
-    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+    extractor = EXTRACTOR
     rng = np.random.default_rng(0)
     long_primary, mixed, short = random_events(rng, 3)
     long_primary.update(auxiliary=np.arange(100) % 5 == 0, sensor_id=np.arange(100), time=np.arange(100) * 10 + 5000,
@@ -116,7 +124,7 @@ def test_extractor_selects_primaries_first_scales_as_the_paper_and_pads():
 
 
 def test_an_event_gets_the_same_pulses_whatever_its_place_in_the_list():
-    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+    extractor = EXTRACTOR
     events = random_events(np.random.default_rng(1), 6, max_length=300)
     alone = [extractor([event])["dom_ids"][0] for event in events]
     together = extractor(events[::-1])["dom_ids"][::-1]
@@ -129,7 +137,7 @@ def test_an_event_gets_the_same_pulses_whatever_its_place_in_the_list():
 
 
 def test_a_long_event_without_event_id_is_refused_and_a_short_one_needs_none():
-    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+    extractor = EXTRACTOR
     short, long = sorted(random_events(np.random.default_rng(2), 20), key=lambda e: len(e["sensor_id"]))[::19]
     del short["event_id"], long["event_id"]
     assert extractor(short)["attention_mask"].sum() == len(short["sensor_id"])  # one event, not in a list
@@ -177,7 +185,7 @@ def bad_event(change: dict) -> dict:
 @pytest.mark.parametrize("change, message", BAD_INPUTS)
 def test_bad_pulses_raise_an_error_naming_the_value_as_given_and_the_event(change, message):
     with pytest.raises(ValueError, match=message):
-        PolarBertFeatureExtractor.from_config(CONFIG)([GOOD_EVENT, bad_event(change)])
+        EXTRACTOR([GOOD_EVENT, bad_event(change)])
 
 
 @pytest.mark.parametrize("collator_class", [PolarBertPretrainingCollator, PolarBertDirectionCollator])
@@ -188,7 +196,7 @@ def test_the_collators_refuse_bad_pulses_as_the_extractor_does(collator_class, c
 
 
 def test_values_of_other_numeric_dtypes_are_taken_as_the_numbers_they_are():
-    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+    extractor = EXTRACTOR
     as_usual = extractor([GOOD_EVENT], return_tensors="np")
     other_dtypes = {**GOOD_EVENT, "sensor_id": np.array([1, 2], np.uint64), "auxiliary": [0, 1],
                     "charge": np.array([1, 2], np.int8), "time": np.array([5000, 5100], np.uint32)}
@@ -201,7 +209,7 @@ def test_values_of_other_numeric_dtypes_are_taken_as_the_numbers_they_are():
 
 def test_fractional_times_are_scaled_not_truncated():
     event = {"event_id": 1, "sensor_id": [1], "time": [10_000.75], "charge": [1.0], "auxiliary": [False]}
-    features = PolarBertFeatureExtractor.from_config(CONFIG)(event)["features"]
+    features = EXTRACTOR(event)["features"]
     assert features[0, 0, 0] == pytest.approx(0.75 / 3e4, rel=1e-5)
 
 
@@ -210,74 +218,71 @@ def test_fractional_times_are_scaled_not_truncated():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_saved_extractor_carries_the_config_settings_its_code_and_auto_map(tmp_path):
-    extractor = PolarBertFeatureExtractor.from_config(CONFIG)
+def test_saved_extractor_carries_its_settings_what_the_model_reads_its_code_and_auto_map(tmp_path):
+    extractor = tiny_extractor(event_time_reference="first_pulse")
     extractor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["auto_map"] == {"AutoFeatureExtractor": "feature_extraction_polarbert.PolarBertFeatureExtractor"}
-    for name in PolarBertFeatureExtractor.config_attributes:
-        assert saved[name] == getattr(CONFIG, name), name
+    assert (saved["max_pulses"], saved["event_time_reference"], saved["num_pulse_features"]) == (24, "first_pulse", 4)
+    assert {name: saved[name] for name in SHARED_SETTINGS} == extractor.model_settings()
     assert (tmp_path / "feature_extraction_polarbert.py").is_file()
     loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
     assert type(loaded) is PolarBertFeatureExtractor and loaded.to_dict() == extractor.to_dict()
 
 
 def save_a_disagreeing_pair(folder: Path) -> None:
-    """A model folder whose preprocessor_config.json says max_pulses 127 and time_scale 1.0 (config.json: 24, 3e4)."""
+    """A model folder whose preprocessor_config.json writes charge and flag otherwise than config.json reads them."""
     modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(folder)
-    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(folder)
+    EXTRACTOR.save_pretrained(folder)
     saved = json.loads((folder / "preprocessor_config.json").read_text())
-    (folder / "preprocessor_config.json").write_text(json.dumps({**saved, "time_scale": 1.0, "max_pulses": 127}))
+    (folder / "preprocessor_config.json").write_text(json.dumps({**saved, "charge_scale": 1.0, "auxiliary_offset": 0.0}))
 
 
-DISAGREEMENT = (r"preprocessor_config.json and config.json disagree: .*max_pulses: extractor 127, model config 24; "
-                r"time_scale: extractor 1.0, model config 30000.0\)")
+MODEL_DOOR = (r"preprocessor_config.json and config.json disagree \(charge_scale: preprocessor_config.json 1.0, "
+              r"config.json 3.0; auxiliary_offset: preprocessor_config.json 0.0, config.json 0.5\)")
 
 
-@pytest.mark.parametrize("load", [PolarBertFeatureExtractor.from_pretrained, AutoFeatureExtractor.from_pretrained],
-                         ids=["PolarBertFeatureExtractor", "AutoFeatureExtractor"])
-def test_loading_refuses_an_extractor_that_disagrees_with_the_models_config(tmp_path, load):
-    # (the third path, AutoFeatureExtractor through the remote code without the package: the Hub test below)
-    modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "agreeing")
-    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "agreeing")
-    assert load(tmp_path / "agreeing").max_pulses == 24
-    save_a_disagreeing_pair(tmp_path / "disagreeing")
-    with pytest.raises(ValueError, match=DISAGREEMENT):
-        load(tmp_path / "disagreeing")
-    # a value asked for explicitly is the caller's choice, not a disagreement of the saved files
-    assert load(tmp_path / "disagreeing", time_scale=3e4, max_pulses=24).time_scale == 3e4
-    with pytest.raises(ValueError, match="charge_scale"):
-        PolarBertFeatureExtractor.from_config(CONFIG, charge_scale=2.0).check_config(CONFIG)
+def load_from_dict(folder: Path) -> PolarBertFeatureExtractor:
+    """What AutoFeatureExtractor of transformers 5.25 does: from_dict alone, never seeing the folder."""
+    return PolarBertFeatureExtractor.from_dict(json.loads((folder / "preprocessor_config.json").read_text()))
 
 
-MODEL_DOOR = (r"preprocessor_config.json and config.json disagree \(max_pulses: preprocessor_config.json 127, "
-              r"config.json 24; time_scale: preprocessor_config.json 1.0, config.json 30000.0\)")
+@pytest.mark.parametrize("load", [PolarBertFeatureExtractor.from_pretrained, AutoFeatureExtractor.from_pretrained,
+                                  load_from_dict], ids=["PolarBertFeatureExtractor", "AutoFeatureExtractor", "from_dict"])
+def test_the_extractor_loads_its_own_settings_on_every_path(tmp_path, load):
+    """The extractor owns its settings: every loading path gives the extractor as saved; whether it suits a model
+    is for the model's door to say."""
+    extractor = tiny_extractor(max_pulses=50, event_time_reference="charge_weighted_mean", pad_to_multiple_of=8)
+    extractor.save_pretrained(tmp_path)
+    assert load(tmp_path).to_dict() == extractor.to_dict()
+
+
+def test_a_model_config_records_what_the_model_reads_of_its_extractor():
+    extractor = tiny_extractor(event_time_reference="charge_weighted_mean", charge_scale=2.0)
+    config = tiny_config(extractor)
+    assert (config.num_pulse_features, config.charge_scale, config.pad_token_id) == (4, 2.0, 5160)
+    assert not hasattr(config, "max_pulses") and not hasattr(config, "event_time_reference")  # the extractor's
+    rebuilt = PolarBertFeatureExtractor.for_model(config, max_pulses=24, event_time_reference="charge_weighted_mean")
+    assert rebuilt.to_dict() == extractor.to_dict()
+    with pytest.raises(ValueError, match="num_pulse_features: the model reads 4, the extractor writes 3"):
+        PolarBertFeatureExtractor.for_model(config)
+    with pytest.raises(ValueError, match=r"\['event_time_reference'\]: settings of the feature extractor"):
+        PolarBertConfig(event_time_reference="first_pulse")
 
 
 @pytest.mark.parametrize("load", [AutoModel.from_pretrained, modeling_polarbert.PolarBertForDirection.from_pretrained],
                          ids=["AutoModel", "PolarBertForDirection"])
 def test_loading_the_model_refuses_a_folder_whose_extractor_disagrees(tmp_path, load):
-    """The model's door: a path on which no extractor check runs (AutoFeatureExtractor of transformers 5.25) still
-    cannot pair the two, since loading the model from that folder fails."""
+    """The model's door, the one check: every path that loads a model from a folder (AutoFeatureExtractor of
+    transformers 5.25 never sees the folder) refuses an extractor that writes what the model would misread, naming
+    the settings; settings the extractor alone uses (max_pulses) are the extractor's to choose."""
     save_a_disagreeing_pair(tmp_path / "disagreeing")
     with pytest.raises(ValueError, match=MODEL_DOOR):
         load(tmp_path / "disagreeing")
     modeling_polarbert.PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "agreeing")
-    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "agreeing")
-    assert load(tmp_path / "agreeing").config.max_pulses == 24
-    assert load(tmp_path / "disagreeing", time_scale=1.0, max_pulses=127).config.max_pulses == 127  # asked for
-
-
-def test_a_saved_extractor_built_without_from_pretrained_warns_that_it_was_not_checked(tmp_path, caplog):
-    # AutoFeatureExtractor of transformers 5.25 builds it so (from_dict alone): the folder, and so the model's
-    # config.json, is out of reach there.
-    save_a_disagreeing_pair(tmp_path)
-    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    with caplog.at_level("WARNING"):
-        PolarBertFeatureExtractor.from_config(CONFIG).to_dict()  # nothing loaded: no warning
-        assert "not checked" not in caplog.text
-        PolarBertFeatureExtractor.from_dict(saved)
-    assert "not checked against the model's config.json" in caplog.text
+    tiny_extractor(max_pulses=127).save_pretrained(tmp_path / "agreeing")
+    assert load(tmp_path / "agreeing").config.num_pulse_features == 3
+    assert load(tmp_path / "disagreeing", charge_scale=1.0, auxiliary_offset=0.0).config.charge_scale == 1.0  # asked
 
 
 def test_the_shipped_file_imports_only_numpy_torch_and_transformers():
@@ -407,12 +412,12 @@ def test_hub_user_without_the_package_gets_the_directions_of_polarbert_predict(t
 
 
 def test_hub_user_without_the_package_gets_the_same_refusals(tmp_path):
-    """The remote-code extractor (the file shipped beside the weights, loaded by AutoFeatureExtractor in a clean
-    process without the package) refuses a disagreeing config.json and every bad input of BAD_INPUTS with the
-    messages the package gives."""
+    """Through the remote code (the files shipped beside the weights, in a clean process without the package): the
+    model refuses a folder whose extractor disagrees, the extractor (which owns its settings) loads it, and refuses
+    every bad input of BAD_INPUTS with the messages the package gives."""
     PolarBertForDirection = modeling_polarbert.PolarBertForDirection
     PolarBertForDirection(CONFIG).save_pretrained(tmp_path / "model")
-    PolarBertFeatureExtractor.from_config(CONFIG).save_pretrained(tmp_path / "model")
+    EXTRACTOR.save_pretrained(tmp_path / "model")
     save_a_disagreeing_pair(tmp_path / "disagreeing")
     cases = [[GOOD_EVENT, bad_event(change)] for change, _ in BAD_INPUTS]
     script = HUB_USER_BEFORE + textwrap.dedent(
@@ -438,7 +443,7 @@ def test_hub_user_without_the_package_gets_the_same_refusals(tmp_path):
         """
     )
     refusals = json.loads(run_as_hub_user(script, tmp_path)[-1])
-    assert re.search(DISAGREEMENT, refusals["disagreeing"]), refusals["disagreeing"]
+    assert refusals["disagreeing"] == "accepted"  # the extractor as saved: the model's door judges the pair
     assert re.search(MODEL_DOOR, refusals["model_disagreeing"]), refusals["model_disagreeing"]
     for (change, message), refused in zip(BAD_INPUTS, refusals["inputs"], strict=True):
         assert re.search(message, refused), (change, refused)

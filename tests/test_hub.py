@@ -77,8 +77,10 @@ def test_a_saved_backbone_is_half_precision_loads_with_automodel_and_keeps_the_w
     assert type(loaded).__name__ == "PolarBertModel" and loaded.dtype == getattr(torch, dtype)
     for name, tensor in model.polarbert.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor.to(getattr(torch, dtype))), name
-    extractor = AutoFeatureExtractor.from_pretrained(out)  # checked against config.json as it loads
-    assert type(extractor).__name__ == "PolarBertFeatureExtractor" and extractor.max_pulses == model.config.max_pulses
+    extractor = AutoFeatureExtractor.from_pretrained(out)  # the run's, as saved (AutoModel checked the pair)
+    assert type(extractor).__name__ == "PolarBertFeatureExtractor"
+    settings = {key: value for key, value in extractor.to_dict().items() if key != "auto_map"}
+    assert settings == type(extractor).for_model(model.config).to_dict()  # the pretraining folder had none
     card = (out / "README.md").read_text()
     assert "not IceCube data" in card and "| eval_masked_dom_cross_entropy | 4.2500 |" in card
     assert "checkpoints/test-sim" in card and "fine-tune it for directions first" in " ".join(card.split())
@@ -116,9 +118,10 @@ def test_the_shipped_cpu_backbone_loads_from_its_folder_alone_with_its_feature_e
     assert type(model).__name__ == "PolarBertModel"
     assert model.config.event_position_reference == "charge_weighted_mean" and model.config.use_dom_positions
     assert model.embeddings.dom_embeddings.weight.std() > 0.04  # a fresh one is N(0, 0.02): trained weights
-    extractor = AutoFeatureExtractor.from_pretrained(SHIPPED)  # checked against config.json as it loads
-    settings = {key: value for key, value in extractor.to_dict().items() if key != "auto_map"}
-    assert settings == type(extractor).from_config(model.config).to_dict()
+    extractor = AutoFeatureExtractor.from_pretrained(SHIPPED)  # AutoModel checked the pair at its door
+    assert extractor.model_settings() == {name: getattr(model.config, name) for name in extractor.model_setting_names}
+    assert (extractor.event_time_reference, extractor.max_pulses) == ("charge_weighted_mean", 127)
+    assert not hasattr(model.config, "event_time_reference")  # converted: config.json holds the architecture
     card = (SHIPPED / "README.md").read_text()
     assert "NOT on IceCube data" in card and "3.985" in card
     assert all(path.stat().st_size < 4 * 2**20 for path in SHIPPED.iterdir())  # a few MB: float32 is lossless

@@ -5,9 +5,11 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelF
 
 from modeling_polarbert import (
     PolarBertConfig,
+    PolarBertFeatureExtractor,
     PolarBertForDirection,
     PolarBertForMaskedDOM,
     PolarBertForSequenceClassification,
@@ -26,6 +29,7 @@ from modeling_polarbert import (
 )
 from modeling_polarbert.collators import PolarBertDirectionCollator, PolarBertPretrainingCollator
 from modeling_polarbert.diagnostics import count_host_syncs
+from modeling_polarbert.configuration_polarbert import LEGACY_PREPROCESSING_SETTINGS
 from modeling_polarbert.modeling_polarbert import von_mises_fisher_nll
 
 PAPER_PARAMETERS = 8_000_000
@@ -132,11 +136,18 @@ def test_backbone_output_shapes_and_cls_vector(tester):
     assert len(outputs.hidden_states) == config.num_hidden_layers + 1
 
 
+def extractor_for(config: PolarBertConfig) -> PolarBertFeatureExtractor:
+    """The feature extractor of these tests' models: the fourth column, when a model reads one, is the time within
+    the event from its charge-weighted mean time (the extractor owns that choice; the config knows the count)."""
+    reference = "charge_weighted_mean" if config.num_pulse_features == 4 else None
+    return PolarBertFeatureExtractor.for_model(config, event_time_reference=reference)
+
+
 INPUT_OPTIONS = {
     "paper": {},
-    "event time, positions": dict(event_time_reference="charge_weighted_mean", use_dom_positions=True),
-    "first-pulse time": dict(event_time_reference="first_pulse"),
-    "centred positions": dict(event_time_reference="charge_weighted_mean", use_dom_positions=True,
+    "event time, positions": dict(num_pulse_features=4, use_dom_positions=True),
+    "first-pulse time": dict(num_pulse_features=4),
+    "centred positions": dict(num_pulse_features=4, use_dom_positions=True,
                               event_position_reference="charge_weighted_mean"),
 }
 CENTRED = INPUT_OPTIONS["centred positions"]
@@ -392,7 +403,7 @@ def test_event_relative_positions_are_centred_on_the_charge_weighted_primary_pul
     model = PolarBertModel(config)
     rows = collator_rows(n_events=5, lengths=[3, 30, 1, 12, 60])
     rows[2]["auxiliary"] = [True]  # an event without primary pulses is centred on all of them
-    batch = PolarBertDirectionCollator(config, seed=0)(rows)
+    batch = PolarBertDirectionCollator(config, feature_extractor=extractor_for(config), seed=0)(rows)
     relative = relative_positions_of(model, batch)
     geometry = model.embeddings.dom_positions[: config.num_doms].double().numpy()
     for row, event in enumerate(rows):
@@ -411,7 +422,7 @@ def test_a_masked_pulse_reveals_its_dom_through_no_input(tester):
     every output is identical too, relative positions included; only the labels differ. The masked pulse gets no
     relative position and does not count in the event's reference point."""
     config = tester.get_config(**CENTRED)
-    collator = PolarBertPretrainingCollator(config, seed=0)
+    collator = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0)
     rows = collator_rows(n_events=4, lengths=[20, 35, 8, 50])
     batch = collator(rows)
     row, column = [int(i) for i in torch.nonzero(batch["labels"] != -100)[0]]
@@ -613,8 +624,8 @@ def test_config_rejects_inconsistent_values():
     assert config.direction_head_hidden_size == 4 * config.hidden_size
 
 
-def test_event_time_adds_a_fourth_feature_column_to_the_embedding(tester):
-    config = tester.get_config(event_time_reference="first_pulse")
+def test_a_fourth_feature_column_widens_the_feature_embedding(tester):
+    config = tester.get_config(num_pulse_features=4)
     assert config.num_pulse_features == 4 and tester.get_config().num_pulse_features == 3
     model = PolarBertModel(config)
     assert model.embeddings.feature_embeddings.in_features == 4
@@ -663,7 +674,7 @@ def _mean_training_loss_per_epoch(config: PolarBertConfig, events: list[dict], e
     from modeling_polarbert.collators import PolarBertDirectionCollator
 
     torch.manual_seed(0)
-    model, collator = PolarBertForDirection(config), PolarBertDirectionCollator(config, seed=0)
+    model, collator = PolarBertForDirection(config), PolarBertDirectionCollator(config, feature_extractor=extractor_for(config), seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
     for epoch in range(epochs):
@@ -685,7 +696,7 @@ def test_direction_learning_leaves_the_constant_guess_plateau():
     isotropic directions); the paper's inputs with a random head stay near it (docs/results.md, the diagnosis)."""
     events = straight_track_events(2048, seed=0)
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
-    learning = PolarBertConfig(**tiny, use_dom_positions=True, event_time_reference="charge_weighted_mean",
+    learning = PolarBertConfig(**tiny, use_dom_positions=True, num_pulse_features=4,
                                zero_init_direction_head=True)
     losses = _mean_training_loss_per_epoch(learning, events, epochs=4)
     assert losses[-1] < 1.0, losses
@@ -699,7 +710,7 @@ def test_event_centred_positions_learn_directions_the_absolute_ones_do_not_yet()
     (docs/results.md, centred inputs: a direction is the correlation of r - r_event with t - t_event)."""
     events = straight_track_events(2048, seed=0)
     tiny = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                use_dom_positions=True, event_time_reference="charge_weighted_mean", zero_init_direction_head=True)
+                use_dom_positions=True, num_pulse_features=4, zero_init_direction_head=True)
     centred = _mean_training_loss_per_epoch(PolarBertConfig(**tiny, event_position_reference="charge_weighted_mean"),
                                             events, epochs=3)
     absolute = _mean_training_loss_per_epoch(PolarBertConfig(**tiny), events, epochs=3)
@@ -735,8 +746,8 @@ def host_syncs_of_a_step(model, batch) -> list[str]:
 def test_training_step_needs_no_host_sync_with_the_collators_batches(tester, pack_length):
     config = tester.get_config(sparse_prediction=True, check_inputs=False)
     rows = collator_rows()
-    pretraining = PolarBertPretrainingCollator(config, seed=0, pack_length=pack_length)(rows)
-    direction = PolarBertDirectionCollator(config, seed=0, pack_length=pack_length)(rows)
+    pretraining = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0, pack_length=pack_length)(rows)
+    direction = PolarBertDirectionCollator(config, feature_extractor=extractor_for(config), seed=0, pack_length=pack_length)(rows)
     masked_dom, direction_model = PolarBertForMaskedDOM(config).train(), PolarBertForDirection(config).train()
     assert host_syncs_of_a_step(masked_dom, pretraining) == []
     assert host_syncs_of_a_step(direction_model, direction) == []
@@ -774,8 +785,8 @@ def test_masked_positions_give_the_sparse_loss_and_wrong_ones_are_refused(tester
 
 def compare_packed_with_padded(config, attn_implementation, rows, pack_length):
     """Outputs of the padded and the packed batch of the same events (the same draws): (padded, packed, batches)."""
-    padded = PolarBertPretrainingCollator(config, seed=0)(rows)
-    packed = PolarBertPretrainingCollator(config, seed=0, pack_length=pack_length)(rows)
+    padded = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0)(rows)
+    packed = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0, pack_length=pack_length)(rows)
     assert len(packed["dom_ids"]) < len(padded["dom_ids"])  # several events share a row
     torch.manual_seed(0)
     model = PolarBertForMaskedDOM(config).eval()
@@ -799,13 +810,13 @@ def test_packed_batch_gives_the_outputs_of_the_padded_batch(tester, attn_impleme
         n = int(lengths[event])
         assert torch.allclose(packed_states[cls : cls + n + 1], padded_out.last_hidden_state[event, : n + 1], atol=1e-5)
 
-    direction_rows = PolarBertDirectionCollator(config, pack_length=160)(rows)
+    direction_rows = PolarBertDirectionCollator(config, feature_extractor=extractor_for(config), pack_length=160)(rows)
     torch.manual_seed(0)
     direction = PolarBertForDirection(config).eval()
     direction.set_attn_implementation(attn_implementation)
     with torch.no_grad():
         packed_direction = direction(**direction_rows)
-        padded_direction = direction(**PolarBertDirectionCollator(config)(rows))
+        padded_direction = direction(**PolarBertDirectionCollator(config, feature_extractor=extractor_for(config))(rows))
     assert torch.allclose(packed_direction.direction, padded_direction.direction, atol=1e-5)
     assert torch.allclose(packed_direction.loss, padded_direction.loss, atol=1e-5)
 
@@ -824,7 +835,7 @@ def test_packed_batch_with_flex_attention_document_mask_gives_the_padded_outputs
 
 def test_gradient_checkpointing_gives_the_same_gradients(tester):
     config = tester.get_config(sparse_prediction=True)
-    batch = PolarBertPretrainingCollator(config, seed=0)(collator_rows())
+    batch = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0)(collator_rows())
     torch.manual_seed(0)
     model = PolarBertForMaskedDOM(config).train()
     model.zero_grad()
@@ -849,7 +860,7 @@ def test_compiled_training_step_equals_eager_and_does_not_recompile_per_batch_le
     varying sizes dynamic) batches of new lengths and new numbers of masked pulses reuse the compiled graphs."""
     config = PolarBertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                              sparse_prediction=True, check_inputs=False)
-    collator = PolarBertPretrainingCollator(config, seed=0, pad_to_multiple_of=8)  # lengths in buckets of 8
+    collator = PolarBertPretrainingCollator(config, feature_extractor=extractor_for(config), seed=0, pad_to_multiple_of=8)  # lengths in buckets of 8
     batches = [collator(collator_rows(n_events=4, seed=seed, lengths=lengths))
                for seed, lengths in enumerate([[5, 3, 7, 2], [14, 3, 9, 1], [20, 22, 4, 6], [30, 1, 2, 3]])]
     assert len({batch["dom_ids"].shape[1] for batch in batches}) == 4
@@ -872,3 +883,41 @@ def test_compiled_training_step_equals_eager_and_does_not_recompile_per_batch_le
         assert torch.allclose(loss, eager_loss, atol=1e-5), number
         for compiled_gradient, eager_gradient in zip(gradients, eager_gradients):
             assert torch.allclose(compiled_gradient, eager_gradient, atol=1e-5), number
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Folders saved before the feature extractor owned its settings (config.json held them too)
+# ---------------------------------------------------------------------------------------------------------------
+
+SAVED_2026_12_07 = Path(__file__).resolve().parent / "fixtures" / "polarbert_saved_2026_12_07"
+
+
+def test_a_folder_saved_when_the_config_held_the_extractors_settings_loads_and_predicts_as_then(tmp_path):
+    """The fixture was saved by the code of 2026-12-07 (commit c7a7f82), with the directions that code computed:
+    its config.json is converted on load, and the model predicts the same directions bit for bit; saved again, the
+    folder is in today's format and predicts the same."""
+    expected = json.loads((SAVED_2026_12_07 / "expected_outputs.json").read_text())
+    model = PolarBertForDirection.from_pretrained(SAVED_2026_12_07).eval()
+    extractor = PolarBertFeatureExtractor.from_pretrained(SAVED_2026_12_07)
+    assert model.config.num_pulse_features == 4 and not hasattr(model.config, "time_scale")
+    assert (extractor.time_scale, extractor.max_pulses, extractor.event_time_reference) == (
+        20000.0, 50, "charge_weighted_mean")
+    inputs = extractor(expected["events"], return_tensors="pt")
+    with torch.no_grad():
+        direction = model(**inputs).direction
+    assert torch.equal(direction, torch.tensor(expected["direction"], dtype=torch.float32))
+
+    model.save_pretrained(tmp_path)
+    extractor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["num_pulse_features"] == 4 and not set(LEGACY_PREPROCESSING_SETTINGS) & set(saved)
+    with torch.no_grad():
+        assert torch.equal(PolarBertForDirection.from_pretrained(tmp_path).eval()(**inputs).direction, direction)
+
+
+def test_the_models_door_names_a_feature_count_that_its_folders_extractor_does_not_write(tmp_path):
+    shutil.copytree(SAVED_2026_12_07, tmp_path / "model")
+    extractor_file = tmp_path / "model" / "preprocessor_config.json"
+    extractor_file.write_text(json.dumps({**json.loads(extractor_file.read_text()), "event_time_reference": None}))
+    with pytest.raises(ValueError, match=r"disagree \(num_pulse_features: preprocessor_config.json 3, config.json 4\)"):
+        PolarBertForDirection.from_pretrained(tmp_path / "model")

@@ -26,7 +26,8 @@ def test_every_pulse_prediction_is_batched_by_length_yet_returned_in_dataset_ord
     config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     model = PolarBertForDirection(config).eval()
     dataset = datasets.load_from_disk(str(simulated / "prepared")).select(range(60))
-    assert max(dataset["n_pulses"]) > config.max_pulses  # some events are longer than the down-sampled 127
+    max_pulses = PolarBertFeatureExtractor().max_pulses  # what for_model(config) gives a model saved without one
+    assert max(dataset["n_pulses"]) > max_pulses  # some events are longer than the down-sampled 127
     batched = predict_directions(model, dataset, batch_size=4, all_pulses=True, progress=False)["direction"]
     one_by_one = np.concatenate([
         predict_directions(model, dataset.select([i]), batch_size=1, all_pulses=True, progress=False)["direction"]
@@ -34,7 +35,7 @@ def test_every_pulse_prediction_is_batched_by_length_yet_returned_in_dataset_ord
     ])
     np.testing.assert_allclose(batched, one_by_one, atol=2e-5)
     down_sampled = predict_directions(model, dataset, batch_size=4, progress=False)["direction"]
-    long_events = np.asarray(dataset["n_pulses"]) > config.max_pulses
+    long_events = np.asarray(dataset["n_pulses"]) > max_pulses
     assert not np.allclose(batched[long_events], down_sampled[long_events], atol=1e-4)
     np.testing.assert_allclose(batched[~long_events], down_sampled[~long_events], atol=2e-5)
 
@@ -112,10 +113,10 @@ def test_a_model_path_that_is_neither_a_folder_nor_a_hub_id_is_no_such_model_fol
 
 def test_predict_refuses_a_saved_feature_extractor_that_disagrees_with_the_model(simulated, tmp_path, capsys):
     PolarBertForDirection(TINY_CONFIG).save_pretrained(tmp_path / "model")
-    PolarBertFeatureExtractor.from_config(TINY_CONFIG, charge_scale=1.0).save_pretrained(tmp_path / "model")
+    PolarBertFeatureExtractor(charge_scale=1.0).save_pretrained(tmp_path / "model")
     status, stderr = run_cli_on_model("predict", tmp_path / "model", simulated, tmp_path, capsys)
     assert status == 2 and "preprocessor_config.json and config.json disagree" in stderr
-    assert "charge_scale: preprocessor_config.json 1.0, config.json 3.0" in stderr  # the model's door speaks first
+    assert "charge_scale: preprocessor_config.json 1.0, config.json 3.0" in stderr  # the model's door, the one check
 
 
 def test_an_event_level_model_predicts_events_without_their_label_columns(simulated):

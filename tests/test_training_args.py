@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from transformers import PretrainedConfig, TrainingArguments
 
-from modeling_polarbert import PolarBertConfig
+from modeling_polarbert import PolarBertConfig, PolarBertFeatureExtractor
 from modeling_polarbert.training_args import (
     DataArguments,
     ModelArguments,
     build_config,
+    build_feature_extractor,
     check_launch,
     parse_arguments,
     parse_config_overrides,
@@ -64,7 +65,7 @@ def test_a_fresh_config_is_built_from_the_overrides_so_it_checks_them_and_derive
                                          "use_dom_positions=true,event_time_reference=charge_weighted_mean"),
                           sparse_prediction=True)
     assert (config.hidden_size, config.direction_head_hidden_size, config.classifier_hidden_size) == (64, 256, 256)
-    assert config.event_time_reference == "charge_weighted_mean" and config.use_dom_positions and config.sparse_prediction
+    assert config.num_pulse_features == 4 and config.use_dom_positions and config.sparse_prediction
     with pytest.raises(ValueError, match="divisible"):
         build_config(ModelArguments(config_overrides="hidden_size=63"))
     # PretrainedConfig.update_from_string on a default config leaves the derived head sizes at the default width's.
@@ -74,16 +75,17 @@ def test_a_fresh_config_is_built_from_the_overrides_so_it_checks_them_and_derive
 
 
 def test_a_loaded_config_takes_overrides_of_none_fields_and_refuses_unknown_ones(tmp_path):
-    PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, pad_to_multiple_of=8).save_pretrained(tmp_path)
-    config = build_config(ModelArguments(model_name_or_path=str(tmp_path),
-                                         config_overrides="event_time_reference=charge_weighted_mean,"
-                                                          "pad_to_multiple_of=null,check_inputs=false"))
-    assert (config.event_time_reference, config.pad_to_multiple_of, config.check_inputs) == (
-        "charge_weighted_mean", None, False)
+    PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path)
+    PolarBertFeatureExtractor(pad_to_multiple_of=8).save_pretrained(tmp_path)
+    model_args = ModelArguments(model_name_or_path=str(tmp_path), config_overrides="event_time_reference="
+                                "charge_weighted_mean,pad_to_multiple_of=null,check_inputs=false,classifier_dropout=0.1")
+    extractor = build_feature_extractor(model_args)  # the folder's, with the overrides that name its settings
+    assert (extractor.event_time_reference, extractor.pad_to_multiple_of) == ("charge_weighted_mean", None)
+    config = build_config(model_args, extractor)
+    assert (config.num_pulse_features, config.check_inputs, config.classifier_dropout) == (4, False, 0.1)
     assert config.hidden_size == 32
     with pytest.raises(ValueError, match="unknown PolarBertConfig field"):
         build_config(ModelArguments(model_name_or_path=str(tmp_path), config_overrides="hiden_size=64"))
     # What PretrainedConfig.update_from_string would do with the same text: refuse a field that is None today.
     with pytest.raises(TypeError):
-        PretrainedConfig.update_from_string(PolarBertConfig.from_pretrained(tmp_path),
-                                            "event_time_reference=charge_weighted_mean")
+        PretrainedConfig.update_from_string(PolarBertConfig.from_pretrained(tmp_path), "classifier_dropout=0.1")

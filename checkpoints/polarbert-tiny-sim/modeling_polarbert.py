@@ -11,8 +11,9 @@ The batch contract (what `PolarBertFeatureExtractor` and the collators built on 
     dom_ids         int64 (batch, L)       DOM ids 0..num_doms-1; `pad_token_id` at padding, `mask_token_id` where masked
     features        float (batch, L, F)    [(time - time_offset) / time_scale, log10(charge) / charge_scale,
                                             auxiliary - auxiliary_offset (, (time - t_event) / event_time_scale)],
-                                           zero at padding; F = config.num_pulse_features (3, or 4 with
-                                           `event_time_reference`)
+                                           zero at padding; F = config.num_pulse_features (3, or 4 with the
+                                           extractor's `event_time_reference`). The extractor owns these settings;
+                                           the model reads charge_scale and auxiliary_offset (its config's copies)
     attention_mask  int   (batch, L)       1 for real pulses, 0 for padding
     labels          pretraining: int64 (batch, L), the true DOM id at masked positions and -100 elsewhere;
                     direction: float (batch, 3), unit vectors of the direction the neutrino came from;
@@ -25,7 +26,7 @@ The batch contract (what `PolarBertFeatureExtractor` and the collators built on 
                                            pulses (where labels != -100), ascending. With them the sparse DOM head
                                            needs no host synchronisation to find the masked pulses.
 
-L is the longest event of the batch (at most `max_pulses` after down-sampling, or more when every pulse is kept).
+L is the longest event of the batch (at most the extractor's `max_pulses` after down-sampling, or more when every pulse is kept).
 The CLS token is prepended inside the model, so hidden states have L + 1 positions, the CLS at position 0.
 
 Packed batches (`PolarBertPretrainingCollator(..., pack_length=T)`, no padding between events): several events
@@ -71,7 +72,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, cached_file
 
-from .configuration_polarbert import PolarBertConfig
+from .configuration_polarbert import SHARED_SETTINGS, PolarBertConfig, extractor_settings_for_model
 
 
 def load_dom_positions(num_doms: int) -> torch.Tensor:
@@ -287,14 +288,10 @@ AUTO_MAP = {
 }
 
 
-# The input-processing settings that a folder's preprocessor_config.json and config.json both hold.
-PREPROCESSING_SETTINGS = ("num_doms", "pad_token_id", "max_pulses", "time_offset", "time_scale", "charge_scale",
-                          "auxiliary_offset", "event_time_reference", "event_time_scale")
-
-
 def preprocessor_disagreements(config: PolarBertConfig, path, kwargs: dict) -> list[str]:
-    """The settings in which the feature extractor saved beside a model (preprocessor_config.json in the same folder
-    or Hub repository) differs from its config; settings the caller passes as keyword arguments are theirs to set."""
+    """The `SHARED_SETTINGS` (what the model reads of its inputs: DOM ids, feature columns, charge and flag) in which
+    the feature extractor saved beside a model (preprocessor_config.json in the same folder or Hub repository)
+    differs from its config; settings the caller passes as keyword arguments are theirs to set."""
     download = {key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "token", "revision",
                                                "subfolder") if key in kwargs}
     try:
@@ -305,9 +302,9 @@ def preprocessor_disagreements(config: PolarBertConfig, path, kwargs: dict) -> l
     if file is None:
         return []
     with open(file) as handle:
-        saved = json.load(handle)
+        saved = extractor_settings_for_model(json.load(handle))
     return [f"{name}: preprocessor_config.json {saved[name]!r}, config.json {getattr(config, name)!r}"
-            for name in PREPROCESSING_SETTINGS
+            for name in SHARED_SETTINGS
             if name in saved and name not in kwargs and saved[name] != getattr(config, name)]
 
 
@@ -347,18 +344,20 @@ class PolarBertPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """As `PreTrainedModel.from_pretrained`, and a folder whose feature extractor disagrees with its config is
-        refused: fed differently scaled pulses, the model would predict garbage without a word. The check is here
-        because every way of loading a model passes here (the class, the Auto classes, remote code), while
-        `AutoFeatureExtractor` of transformers 5.25 builds the extractor without ever seeing the folder. Settings
-        the caller passes as keyword arguments are theirs to set and are not checked."""
+        """As `PreTrainedModel.from_pretrained`, and a folder whose feature extractor disagrees with its config on what
+        the model reads of its inputs (`SHARED_SETTINGS`) is refused: fed pulses it reads otherwise, the model would
+        predict garbage without a word. The model's door is the one check, because every way of loading a model
+        passes here (the class, the Auto classes, remote code), while `AutoFeatureExtractor` of transformers 5.25
+        builds the extractor without ever seeing the folder. A config.json saved before 2026-12-07 (with the
+        extractor's settings in it) is converted on load (`PolarBertConfig.from_dict`). Settings the caller passes
+        as keyword arguments are theirs to set and are not checked."""
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
         differ = preprocessor_disagreements(model.config, pretrained_model_name_or_path, kwargs)
         if differ:
             raise ValueError(f"{pretrained_model_name_or_path}: preprocessor_config.json and config.json disagree ("
-                             + "; ".join(differ) + "); rebuild the extractor with "
-                             "PolarBertFeatureExtractor.from_config(model.config)")
+                             + "; ".join(differ) + "); the config records the extractor's, "
+                             "PolarBertConfig(**extractor.model_settings(), ...)")
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):

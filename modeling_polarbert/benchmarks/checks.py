@@ -16,9 +16,9 @@ def check_no_host_sync(args, dataset, device, dtype, batching: str, attention: s
     (which raises at any synchronisation), or with the host-sync ops counted on a CPU (forward and backward)."""
     config = benchmark_config(args)
     result = Result("check: no host sync in a training step", batching, attention, False, model=args.model)
+    collator = collator_for(config, True, batching, args)
     batches = [to_device(b, device, True) for b in make_batches(
-        dataset, collator_for(config, True, batching, args), min(args.batch_size, 256), batching, 3, seed=2,
-        max_pulses=config.max_pulses)]
+        dataset, collator, min(args.batch_size, 256), batching, 3, seed=2, max_pulses=collator.max_pulses)]
     torch.manual_seed(0)
     model = PolarBertForMaskedDOM(config).to(device)
     model.set_attn_implementation(attention)

@@ -89,7 +89,7 @@ def run_model_variants(args, dataset, device, dtype, rate, results: Results) -> 
                                 collator = collator_for(config, training, batching, args)
                                 batches = make_batches(dataset, collator, args.batch_size, batching,
                                                        args.steps + args.warmup, seed=1,
-                                                       max_pulses=config.max_pulses)
+                                                       max_pulses=collator.max_pulses)
                                 cache[batching] = [to_device(batch, device, training) for batch in batches]
                             try:
                                 results.append(benchmark_model(

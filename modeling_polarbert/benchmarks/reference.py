@@ -189,8 +189,8 @@ def benchmark_reference(args, dataset, device, dtype) -> list:
     dict_inputs = _uses_dict_inputs(model)
     collator = PolarBertPretrainingCollator(config, seed=0)
     ours = make_batches(dataset, collator, args.batch_size, "padded", args.steps + args.warmup, seed=1,
-                        max_pulses=config.max_pulses)
-    batches = [reference_batch(b, b["total_charge"], config.max_pulses, dict_inputs) for b in ours]
+                        max_pulses=collator.max_pulses)
+    batches = [reference_batch(b, b["total_charge"], collator.max_pulses, dict_inputs) for b in ours]
     parameters = sum(p.numel() for p in model.parameters())
     results = []
     if device.type == "cuda":
