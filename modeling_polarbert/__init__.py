@@ -7,14 +7,7 @@ feature extractor (events -> model inputs) registers with `AutoFeatureExtractor`
 collators are exported here as Transformers exports its own.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
 from .collators import (
     PolarBertDirectionCollator,
@@ -36,21 +29,22 @@ from .modeling_polarbert import (
     unit_vector_to_angles,
 )
 from .pulse_dataset import PolarBertPulseDataset, as_pulse_dataset
+from .tasks import HEADS
 
 AutoConfig.register("polarbert", PolarBertConfig)
-AutoModel.register(PolarBertConfig, PolarBertModel)
-AutoModelForMaskedLM.register(PolarBertConfig, PolarBertForMaskedDOM)
-AutoModelForPreTraining.register(PolarBertConfig, PolarBertForMaskedDOM)
-# Transformers' auto class for sequence-level heads, regression included (energy, event type, vertex).
-# PolarBertForDirection has no Auto class: Transformers has none for a unit-vector regression, and one model type
-# maps to one class per Auto class (see the docstring of modeling_polarbert.py).
-AutoModelForSequenceClassification.register(PolarBertConfig, PolarBertForSequenceClassification)
+AutoModel.register(PolarBertConfig, PolarBertModel)  # the backbone of every head
+# Each head with the Auto classes its entry in tasks.py names (PolarBertForDirection has none: see there).
+for head in HEADS:
+    for auto_class in head.auto_classes:
+        auto_class.register(PolarBertConfig, head.model_class)
 AutoFeatureExtractor.register(PolarBertConfig, PolarBertFeatureExtractor)
 
 PolarBertConfig.register_for_auto_class()
 PolarBertModel.register_for_auto_class("AutoModel")
-PolarBertForMaskedDOM.register_for_auto_class("AutoModelForMaskedLM")
-PolarBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+for head in HEADS:
+    if head.auto_classes:
+        head.model_class.register_for_auto_class(head.auto_classes[0].__name__)
+del head  # the loop's name is not part of the package
 PolarBertFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [

@@ -53,7 +53,6 @@ import torch
 from .configuration_polarbert import SHARED_SETTINGS, PolarBertConfig
 from .feature_extraction_polarbert import (
     MASKING_SALT,
-    PULSE_DTYPES,
     PolarBertFeatureExtractor,
     PulseBatch,
     choose_random,
@@ -63,7 +62,7 @@ from .feature_extraction_polarbert import (
 from .kaggle_layout import DIRECTION_COLUMNS
 from .numpy_directions import angles_to_unit_vector
 from .pulse_dataset import log10_total_charge
-from .tasks import encode_labels, source_columns
+from .labels import encode_labels, source_columns
 
 IGNORE_INDEX = -100  # the Transformers convention for "no label here"
 

@@ -18,9 +18,6 @@ from .modeling_polarbert import PolarBertForDirection, PolarBertForSequenceClass
 from .numpy_directions import unit_vector_to_angles
 from .pulse_dataset import as_pulse_dataset
 
-SEQUENCE_CLASS = PolarBertForSequenceClassification.__name__
-
-
 def load_direction_model(path: str, device: str | torch.device | None = None) -> PolarBertForDirection:
     """A fine-tuned PolarBertForDirection in eval mode. Refuses, with a clear error, whatever would predict
     garbage without a word: a checkpoint whose direction head was never trained (pretraining, backbone or another
@@ -44,9 +41,7 @@ def load_fine_tuned(path: str, model_class, task: str, head: str, finetune: str,
     config = check_is_polarbert_folder(path)
     architectures = config.get("architectures") or []
     if architectures and model_class.__name__ not in architectures:
-        fine_tuned = {PolarBertForDirection.__name__, SEQUENCE_CLASS} & set(architectures)
-        if fine_tuned:
-            raise ValueError(f"{path} is a {fine_tuned.pop()}, fine-tuned for another task, not a {task} model")
+        # Another head (pretraining, a backbone, or another task's): this one's weights would be random.
         raise ValueError(f"{path} holds a {' / '.join(architectures)} checkpoint, not a {task} model: its {task} "
                          f"head was never trained. {finetune}")
     # Decided before loading, so that no load report about randomly initialised weights comes first.

@@ -20,9 +20,10 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .evaluation import evaluate_model, file_name
+from .evaluation import evaluate_model
 from .loading import load_prepared_dataset
 from .preparation import prepare_kaggle
+from .sequence_evaluation import file_name
 from .simulation import simulate_kaggle_dir
 from .training import run_finetuning, run_pretraining
 

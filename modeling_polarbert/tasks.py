@@ -1,216 +1,136 @@
-"""Fine-tuning tasks besides direction: which dataset columns the labels come from, the checks they pass before
-training, and the labels a collator gives `PolarBertForSequenceClassification`.
+"""The registry of heads: each kind of head PolarBERT trains declares here, once, everything the package does with
+it: its model class, its collator, the Transformers Auto classes it registers with, its training metrics, how a
+fine-tuned folder of it is loaded, predicted with and evaluated. Training (`--task`), `polarbert evaluate`,
+prediction, the CLI (through evaluation) and the Auto registrations of `__init__.py` read this table; nothing else in
+the package decides by a class name which head a folder holds. The shape is Transformers' `SUPPORTED_TASKS`
+(pipelines/__init__.py): one entry per task, everything else reads the table.
 
-`scripts/finetune.py --label_columns` takes comma-separated column specs; a `log10:` prefix takes the log10 of the
-column (a positive quantity spanning decades, such as the energy in GeV):
-
-    --task regression --label_columns log10:energy                  one target: log10(energy / GeV)
-    --task regression --label_columns vertex_x,vertex_y,vertex_z    three targets at once (metres)
-    --task classification --label_columns is_track                  the classes are the column's values
-    --task classification --label_columns is_track,is_contained     several boolean columns: multi-label
-
-A task is written into the model's config, where evaluation and prediction read it back: `problem_type`,
-`label_columns`, `id2label` / `label2id` (regression: the target specs; single-label classification: the class
-names, i.e. the column's values as strings, in their natural order, so `False, True` for a boolean column;
-multi-label: the column names) and, for regression, `target_mean` / `target_std` of the training targets, which
-the model uses to standardise its targets (see `PolarBertForSequenceClassification`).
+The backbone, `PolarBertModel` (`AutoModel`), is no head: every head holds one. Adding a head is its class in
+modeling_polarbert.py, its collator in collators.py, its predict and evaluate functions, and one entry in `HEADS`;
+docs/architecture.md ("Adding a head") lists the steps.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoModelForSequenceClassification
 
-from .kaggle_layout import PULSE_COLUMNS
-
-TASKS = ("direction", "regression", "classification")
-LOG10_PREFIX = "log10:"
-
-
-def parse_label_columns(text: str | Sequence[str] | None) -> list[str]:
-    """'log10:energy, is_track' or a list of specs -> ['log10:energy', 'is_track'], each checked for form."""
-    specs = [part.strip() for part in text.split(",")] if isinstance(text, str) else list(text or [])
-    if not specs or not all(specs):
-        raise ValueError(f"label_columns: expected comma-separated column names, got {text!r}")
-    for spec in specs:
-        prefix, _, column = spec.rpartition(":")
-        if prefix and (f"{prefix}:" != LOG10_PREFIX or not column):
-            raise ValueError(f"label_columns: {spec!r}: the only prefix is {LOG10_PREFIX!r}, e.g. 'log10:energy'")
-    if len(set(specs)) != len(specs):
-        raise ValueError(f"label_columns: {specs} names a column twice")
-    return specs
+from .collators import (
+    PolarBertDirectionCollator,
+    PolarBertPretrainingCollator,
+    PolarBertSequenceClassificationCollator,
+)
+from .direction_evaluation import evaluate_direction_model
+from .labels import SEQUENCE_TASKS, source_columns
+from .loading import check_is_polarbert_folder
+from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM, PolarBertForSequenceClassification
+from .prediction import load_direction_model, load_sequence_model, predict_directions, predict_sequence_logits
+from .sequence_evaluation import evaluate_sequence_model
+from .task_metrics import (
+    compute_direction_metrics,
+    compute_pretraining_metrics,
+    compute_sequence_metrics,
+    preprocess_pretraining_logits,
+)
 
 
-def source_column(spec: str) -> str:
-    """The dataset column a spec reads: 'log10:energy' -> 'energy'."""
-    return spec[len(LOG10_PREFIX):] if spec.startswith(LOG10_PREFIX) else spec
+@dataclass(frozen=True)
+class Head:
+    """One kind of head and what the package does with it.
+
+    Attributes:
+        name: what messages call it.
+        model_class: its `PolarBertPreTrainedModel` subclass; a saved folder holds this head when its config's
+            `architectures` names this class.
+        collator_class: dataset rows -> its training and evaluation batches (`config` first, then the shared
+            collator arguments).
+        tasks: the `--task` values of `scripts/finetune.py` that train it; none for the pretraining head.
+        labels: where its labels come from, for messages ("azimuth/zenith", "--label_columns").
+        reads_label_columns: its labels come from the dataset columns that `--label_columns` names (checked before
+            training and written into the config); otherwise from fixed columns that the datasets must hold.
+        auto_classes: the Transformers Auto classes that load it (the first is the one its code is saved for).
+        metrics: config -> Trainer's `compute_metrics`.
+        hub_tags: config -> the tags of its model card.
+        extra_columns: config -> the per-event dataset columns its labels come from, for the fast path.
+        preprocess_logits: Trainer's `preprocess_logits_for_metrics`, where the head needs one.
+        load: (folder, device) -> the fine-tuned model in eval mode, refusing one whose head was never trained.
+        predict: (model, dataset, batch_size, all_pulses, progress) -> its outputs for every event, in dataset order.
+        evaluate: `polarbert evaluate` of a folder holding this head (the arguments of `evaluation.evaluate_model`).
+    """
+
+    name: str
+    model_class: type
+    collator_class: type
+    tasks: tuple[str, ...]
+    labels: str
+    reads_label_columns: bool
+    auto_classes: tuple[type, ...]
+    metrics: Callable
+    hub_tags: Callable
+    extra_columns: Callable = lambda config: ()
+    preprocess_logits: Callable | None = None
+    load: Callable | None = None
+    predict: Callable | None = None
+    evaluate: Callable | None = None
 
 
-def source_columns(specs: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(source_column(spec) for spec in specs))
+MASKED_DOM = Head(
+    name="masked-DOM pretraining", model_class=PolarBertForMaskedDOM, collator_class=PolarBertPretrainingCollator,
+    tasks=(), labels="the masked DOM ids and the total charge", reads_label_columns=False,
+    auto_classes=(AutoModelForMaskedLM, AutoModelForPreTraining),
+    metrics=lambda config: compute_pretraining_metrics, hub_tags=lambda config: ["masked-dom-prediction"],
+    preprocess_logits=preprocess_pretraining_logits,
+)
+DIRECTION = Head(
+    name="direction", model_class=PolarBertForDirection, collator_class=PolarBertDirectionCollator,
+    tasks=("direction",), labels="azimuth/zenith", reads_label_columns=False,
+    # No Auto class: Transformers has none for a unit-vector regression, and one model type maps to one class per
+    # Auto class (the sequence head holds AutoModelForSequenceClassification; see modeling_polarbert.py).
+    auto_classes=(),
+    metrics=lambda config: compute_direction_metrics, hub_tags=lambda config: ["direction-reconstruction"],
+    load=load_direction_model, predict=predict_directions, evaluate=evaluate_direction_model,
+)
+SEQUENCE = Head(
+    name="regression/classification", model_class=PolarBertForSequenceClassification,
+    collator_class=PolarBertSequenceClassificationCollator, tasks=SEQUENCE_TASKS, labels="--label_columns",
+    reads_label_columns=True,
+    auto_classes=(AutoModelForSequenceClassification,),
+    metrics=compute_sequence_metrics,
+    hub_tags=lambda config: ["regression" if config.problem_type == "regression" else "classification"],
+    extra_columns=lambda config: source_columns(config.label_columns),
+    load=load_sequence_model, predict=predict_sequence_logits, evaluate=evaluate_sequence_model,
+)
+
+HEADS = (MASKED_DOM, DIRECTION, SEQUENCE)
+TASKS = tuple(task for head in HEADS for task in head.tasks)  # ("direction", "regression", "classification")
 
 
-def problem_type_of(task: str, specs: Sequence[str]) -> str:
-    """The Transformers `problem_type` of a task: classification of several columns is multi-label."""
-    if task == "regression":
-        return "regression"
-    if task == "classification":
-        return "single_label_classification" if len(specs) == 1 else "multi_label_classification"
-    raise ValueError(f"task must be one of {TASKS[1:]} for a sequence-level head, got {task!r}")
+def head_for_task(task: str) -> Head:
+    """The head a fine-tuning `--task` trains."""
+    for head in HEADS:
+        if task in head.tasks:
+            return head
+    raise ValueError(f"--task must be one of {TASKS}, got {task!r}")
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Checks on a whole dataset (columnar, before training)
-# ----------------------------------------------------------------------------------------------------------------
+def label_column_tasks() -> Sequence[str]:
+    """The tasks whose labels come from `--label_columns`."""
+    return [task for head in HEADS if head.reads_label_columns for task in head.tasks]
 
 
-def label_table(dataset, specs: Sequence[str], name: str) -> pa.Table:
-    """event_id and the label columns of a prepared `datasets.Dataset`, in dataset order (its selection applied),
-    or a ValueError naming the missing column."""
-    missing = [column for column in source_columns(specs) if column not in dataset.column_names]
-    if missing:
-        raise ValueError(
-            f"{name}: no column {missing[0]!r} for the labels (label_columns {list(specs)}); its per-event columns "
-            f"are {[c for c in dataset.column_names if c not in PULSE_COLUMNS]}"
-        )
-    # select_columns is free; slicing the arrow-formatted dataset gathers just these columns through its selection.
-    return dataset.select_columns(["event_id", *source_columns(specs)]).with_format("arrow")[:]
+def head_of_folder(path: str) -> Head | None:
+    """The head a saved PolarBERT folder (or Hub id) holds, from its config's `architectures`; None for a backbone
+    or a folder without architectures."""
+    architectures = check_is_polarbert_folder(path).get("architectures") or []
+    return next((head for head in HEADS if head.model_class.__name__ in architectures), None)
 
 
-def _first_event(table: pa.Table, bad: pa.ChunkedArray | pa.Array) -> int:
-    index = pc.index(pc.fill_null(bad, False), True).as_py()
-    return int(table.column("event_id")[index].as_py())
+def evaluated_head(path: str) -> Head:
+    """The head `polarbert evaluate` evaluates a folder as: the fine-tuned head it holds, else direction (the default
+    task), whose loader then explains that the folder's direction head was never trained and how to train one."""
+    head = head_of_folder(path)
+    return head if head is not None and head.evaluate is not None else DIRECTION
 
 
-def check_label_columns(dataset, specs: Sequence[str], problem_type: str, name: str) -> pa.Table:
-    """Raise a ValueError naming the column and the first bad event (event_id) for a label that is missing,
-    non-finite, non-positive under `log10:`, or of a type the task cannot use; return the label table."""
-    table = label_table(dataset, specs, name)
-    for spec in specs:
-        column_name = source_column(spec)
-        column = table.column(column_name)
-        kind = column.type
-        if column.null_count:
-            raise ValueError(f"{name}: column {column_name!r} has no value for event_id {_first_event(table, pc.is_null(column))}")
-        if problem_type == "regression":
-            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
-                raise ValueError(f"{name}: column {column_name!r} is {kind}: regression needs numbers")
-            if pa.types.is_floating(kind):
-                finite = pc.is_finite(column)
-                if not pc.all(finite).as_py():
-                    event = _first_event(table, pc.invert(finite))
-                    value = column[pc.index(finite, False).as_py()].as_py()
-                    raise ValueError(f"{name}: column {column_name!r} holds a non-finite value ({value}) at event_id {event}")
-            if spec.startswith(LOG10_PREFIX):
-                positive = pc.greater(column, 0)
-                if not pc.all(positive).as_py():
-                    event = _first_event(table, pc.invert(positive))
-                    value = column[pc.index(positive, False).as_py()].as_py()
-                    raise ValueError(
-                        f"{name}: column {column_name!r} must be positive for {spec!r}; event_id {event} has {value}"
-                    )
-            continue
-        if spec.startswith(LOG10_PREFIX):
-            raise ValueError(f"label_columns: {spec!r}: a log10 prefix makes no sense for classification")
-        if problem_type == "multi_label_classification":
-            if not pa.types.is_boolean(kind):
-                raise ValueError(
-                    f"{name}: column {column_name!r} is {kind}: multi-label classification (several label columns) "
-                    "needs one boolean column per label"
-                )
-        elif not (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_string(kind)
-                  or pa.types.is_large_string(kind)):
-            raise ValueError(
-                f"{name}: column {column_name!r} is {kind}: classification labels must be bool, int or string "
-                "(use --task regression for a continuous quantity)"
-            )
-    return table
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# What a task writes into the config, from the training events
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def regression_targets(columns: Mapping[str, np.ndarray], specs: Sequence[str]) -> np.ndarray:
-    """(N, num_targets) float64 targets from per-event column arrays, `log10:` applied."""
-    targets = [np.asarray(columns[source_column(spec)], dtype=np.float64) for spec in specs]
-    targets = [np.log10(values) if spec.startswith(LOG10_PREFIX) else values for spec, values in zip(specs, targets)]
-    return np.stack(targets, axis=-1)
-
-
-def table_column_numpy(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy(zero_copy_only=False)
-
-
-def class_names(values: pa.ChunkedArray | np.ndarray) -> list[str]:
-    """The classes of a label column: its distinct values in their natural order (False < True, 2 < 10), as
-    strings (the keys of `label2id`)."""
-    distinct = pc.unique(values).to_pylist() if isinstance(values, (pa.Array, pa.ChunkedArray)) else np.unique(values).tolist()
-    return [str(value) for value in sorted(distinct)]
-
-
-def sequence_task_config(task: str, specs: Sequence[str], train_table: pa.Table) -> dict:
-    """The config fields of a task (see the module docstring), from the training events' label table."""
-    problem_type = problem_type_of(task, specs)
-    fields = {"problem_type": problem_type, "label_columns": list(specs), "target_mean": None, "target_std": None}
-    if problem_type == "regression":
-        names = list(specs)
-        targets = regression_targets({c: table_column_numpy(train_table, c) for c in source_columns(specs)}, specs)
-        std = targets.std(axis=0)
-        if (std == 0).any():
-            raise ValueError(f"regression target {names[int(np.flatnonzero(std == 0)[0])]!r} has one value only")
-        fields.update(target_mean=targets.mean(axis=0).tolist(), target_std=std.tolist())
-    elif problem_type == "single_label_classification":
-        names = class_names(train_table.column(source_column(specs[0])))
-        if len(names) < 2:
-            raise ValueError(f"column {specs[0]!r} holds one class only ({names}): nothing to classify")
-    else:
-        names = list(specs)
-    fields["id2label"] = dict(enumerate(names))
-    fields["label2id"] = {label: index for index, label in enumerate(names)}
-    return fields
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The labels of a batch (what the collator and evaluation give the model)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def encode_labels(columns: Mapping[str, np.ndarray], config, event_ids: np.ndarray | None = None) -> np.ndarray:
-    """Per-event column arrays -> the labels of `PolarBertForSequenceClassification` under `config`:
-    regression float32 (B, num_labels) targets (physical units, `log10:` applied); single-label int64 (B,) class
-    indices; multi-label float32 (B, num_labels) of 0/1. A value the config has no class for raises a ValueError
-    naming the event."""
-    specs = config.label_columns
-    if config.problem_type == "regression":
-        return regression_targets(columns, specs).astype(np.float32)
-    if config.problem_type == "multi_label_classification":
-        return np.stack([np.asarray(columns[spec], dtype=bool) for spec in specs], axis=-1).astype(np.float32)
-    values = np.asarray(columns[specs[0]])
-    # One dictionary look-up per distinct value, not per event.
-    distinct, inverse = np.unique(values.astype(str), return_inverse=True)
-    unknown = [str(value) for value in distinct if value not in config.label2id]
-    if unknown:
-        where = int(np.flatnonzero(values.astype(str) == unknown[0])[0])
-        event = f"event_id {int(event_ids[where])}" if event_ids is not None else f"row {where}"
-        raise ValueError(
-            f"column {specs[0]!r}: {event} has class {unknown[0]!r}, which the model does not know "
-            f"(its classes: {list(config.label2id)})"
-        )
-    return np.array([config.label2id[value] for value in distinct], dtype=np.int64)[inverse.reshape(-1)]
-
-
-__all__ = [
-    "TASKS",
-    "parse_label_columns",
-    "source_column",
-    "source_columns",
-    "problem_type_of",
-    "check_label_columns",
-    "sequence_task_config",
-    "regression_targets",
-    "class_names",
-    "encode_labels",
-]
+__all__ = ["Head", "HEADS", "MASKED_DOM", "DIRECTION", "SEQUENCE", "TASKS", "head_for_task",
+           "label_column_tasks", "head_of_folder", "evaluated_head"]

@@ -11,23 +11,11 @@ import logging
 import torch
 from transformers import set_seed
 
-from .collators import (
-    PolarBertDirectionCollator,
-    PolarBertPretrainingCollator,
-    PolarBertSequenceClassificationCollator,
-)
 from .configuration_polarbert import PolarBertConfig
+from .labels import check_label_columns, parse_label_columns, problem_type_of, sequence_task_config
 from .loading import check_is_polarbert_folder, load_prepared_dataset
-from .modeling_polarbert import PolarBertForDirection, PolarBertForMaskedDOM, PolarBertForSequenceClassification
 from .pulse_dataset import as_pulse_dataset
-from .task_metrics import (
-    compute_direction_metrics,
-    compute_pretraining_metrics,
-    compute_sequence_metrics,
-    preprocess_pretraining_logits,
-)
-from .tasks import TASKS, check_label_columns, parse_label_columns, problem_type_of, sequence_task_config, \
-    source_columns
+from .tasks import MASKED_DOM, head_for_task, label_column_tasks
 from .trainer import PolarBertTrainer
 from .training_args import ARGUMENT_TYPES, DataArguments, ModelArguments, build_config, build_feature_extractor, \
     check_launch, parse_arguments
@@ -114,12 +102,13 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         check_is_polarbert_folder(model_args.model_name_or_path)
     extractor = build_feature_extractor(model_args)
     config = build_config(model_args, extractor, sparse_prediction=True)
+    head = MASKED_DOM
     if model_args.model_name_or_path:
-        model = _load_pretrained(PolarBertForMaskedDOM, model_args, config)
+        model = _load_pretrained(head.model_class, model_args, config)
     else:
-        model = PolarBertForMaskedDOM(config)
+        model = head.model_class(config)
     model.set_attn_implementation(model_args.attn_implementation)
-    logger.info("PolarBertForMaskedDOM with %s parameters", f"{model.num_parameters():,}")
+    logger.info("%s with %s parameters", head.model_class.__name__, f"{model.num_parameters():,}")
 
     trainer = PolarBertTrainer(
         model=model,
@@ -129,15 +118,15 @@ def run_pretraining(argv: list[str] | None = None) -> dict:
         train_dataset=as_pulse_dataset(train_dataset),
         eval_dataset=as_pulse_dataset(eval_dataset),
         # A fresh draw of down-sampling and masking every epoch; evaluation draws the same pulses every time.
-        data_collator=PolarBertPretrainingCollator(config, seed=training_args.seed, pack_length=data_args.pack_length,
-                                                   feature_extractor=extractor),
-        eval_data_collator=PolarBertPretrainingCollator(config, deterministic=True, feature_extractor=extractor),
+        data_collator=head.collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length,
+                                          feature_extractor=extractor),
+        eval_data_collator=head.collator_class(config, deterministic=True, feature_extractor=extractor),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
-        compute_metrics=compute_pretraining_metrics,
-        preprocess_logits_for_metrics=preprocess_pretraining_logits,
+        compute_metrics=head.metrics(config),
+        preprocess_logits_for_metrics=head.preprocess_logits,
     )
-    return train_evaluate_and_save(trainer, hub_tags=["masked-dom-prediction"])
+    return train_evaluate_and_save(trainer, hub_tags=head.hub_tags(config))
 
 
 def sequence_task(model_args: ModelArguments, data_args: DataArguments, train_dataset, eval_dataset) -> dict:
@@ -151,36 +140,31 @@ def sequence_task(model_args: ModelArguments, data_args: DataArguments, train_da
 
 def run_finetuning(argv: list[str] | None = None) -> dict:
     """`scripts/finetune.py`: fine-tuning from YAML + command-line arguments; returns the eval metrics.
-    `--task direction` (the default) trains `PolarBertForDirection`; `--task regression` / `classification` train
-    `PolarBertForSequenceClassification` on the dataset columns of `--label_columns` (see tasks.py), checked in
-    both datasets before training."""
+    `--task` picks the head in tasks.py's registry: direction (the default) trains `PolarBertForDirection`;
+    regression / classification train `PolarBertForSequenceClassification` on the dataset columns of
+    `--label_columns` (see labels.py), checked in both datasets before training."""
     check_launch()
     model_args, data_args, training_args = parse_arguments(ARGUMENT_TYPES, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
-    if model_args.task not in TASKS:
-        raise ValueError(f"--task must be one of {TASKS}, got {model_args.task!r}")
-    direction = model_args.task == "direction"
-    if direction and data_args.label_columns:
-        raise ValueError("--label_columns is for --task regression or classification; direction reads azimuth/zenith")
-    if not direction and not data_args.label_columns:
+    head = head_for_task(model_args.task)
+    if not head.reads_label_columns and data_args.label_columns:
+        raise ValueError(f"--label_columns is for --task {' or '.join(label_column_tasks())}; {model_args.task} "
+                         f"reads {head.labels}")
+    if head.reads_label_columns and not data_args.label_columns:
         raise ValueError(f"--task {model_args.task} needs --label_columns, e.g. log10:energy or is_track")
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False
-    train_dataset, eval_dataset = split_train_eval(data_args, require_labels=direction)
+    # Fixed label columns (azimuth, zenith) are checked on loading, `--label_columns` by sequence_task below.
+    train_dataset, eval_dataset = split_train_eval(data_args, require_labels=not head.reads_label_columns)
 
     if model_args.model_name_or_path:
         check_is_polarbert_folder(model_args.model_name_or_path)
     extractor = build_feature_extractor(model_args)
-    if direction:
-        config, model_class, collator_class = build_config(model_args, extractor), PolarBertForDirection, PolarBertDirectionCollator
-        extra_columns, compute_metrics, hub_tags = (), compute_direction_metrics, ["direction-reconstruction"]
-    else:
-        task = sequence_task(model_args, data_args, train_dataset, eval_dataset)
-        config = build_config(model_args, extractor, **task)
-        model_class, collator_class = PolarBertForSequenceClassification, PolarBertSequenceClassificationCollator
-        extra_columns, compute_metrics = source_columns(task["label_columns"]), compute_sequence_metrics(config)
-        hub_tags = ["regression" if task["problem_type"] == "regression" else "classification"]
+    task = sequence_task(model_args, data_args, train_dataset, eval_dataset) if head.reads_label_columns else {}
+    if task:
         logger.info("task %s on %s: %s", task["problem_type"], task["label_columns"], task["id2label"])
+    config = build_config(model_args, extractor, **task)
+    model_class, collator_class = head.model_class, head.collator_class
     if model_args.model_name_or_path and not model_args.from_scratch:
         model = _load_pretrained(model_class, model_args, config)
     else:
@@ -199,13 +183,13 @@ def run_finetuning(argv: list[str] | None = None) -> dict:
         args=training_args,
         # Saved beside every checkpoint (preprocessor_config.json + its code): events -> inputs from the Hub alone.
         processing_class=extractor,
-        train_dataset=as_pulse_dataset(train_dataset, extra_columns),
-        eval_dataset=as_pulse_dataset(eval_dataset, extra_columns),
+        train_dataset=as_pulse_dataset(train_dataset, head.extra_columns(config)),
+        eval_dataset=as_pulse_dataset(eval_dataset, head.extra_columns(config)),
         data_collator=collator_class(config, seed=training_args.seed, pack_length=data_args.pack_length,
                                      feature_extractor=extractor),
         eval_data_collator=collator_class(config, deterministic=True, feature_extractor=extractor),
         callbacks=[StopOnNonFiniteLoss()],
         training_data=describe_training_data(data_args, train_dataset),
-        compute_metrics=compute_metrics,
+        compute_metrics=head.metrics(config),
     )
-    return train_evaluate_and_save(trainer, hub_tags=hub_tags)
+    return train_evaluate_and_save(trainer, hub_tags=head.hub_tags(config))

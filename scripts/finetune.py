@@ -11,7 +11,7 @@ classification (energy, track/cascade, vertex) from the same pretrained folder.
     accelerate launch scripts/finetune.py configs/finetune_paper.yaml --max_train_events 100000 ...
 
 `--task direction` (the default) trains `PolarBertForDirection`; `--task regression` and `--task classification`
-train `PolarBertForSequenceClassification` on the dataset columns of `--label_columns` (modeling_polarbert/tasks.py:
+train `PolarBertForSequenceClassification` on the dataset columns of `--label_columns` (modeling_polarbert/labels.py:
 a `log10:` prefix, several columns for several targets or, in classification, several boolean labels), checked in
 the training and evaluation sets before training. From a pretrained checkpoint the backbone is taken and the head
 initialised (as BERT does for a classification head); `--from_scratch true` takes only the checkpoint's config, for

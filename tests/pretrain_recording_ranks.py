@@ -7,6 +7,7 @@ and RECORD_DIR/rank_{R}.safetensors (the process's weights when training ends); 
 `modeling_polarbert.training.run_pretraining`.
 """
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -20,12 +21,12 @@ RECORD_DIR = Path(sys.argv.pop(1))
 RANK = int(os.environ.get("RANK", 0))
 
 
-class RecordingCollator(training.PolarBertPretrainingCollator):
-    def __call__(self, features):
+class RecordingCollator(training.MASKED_DOM.collator_class):
+    def __call__(self, events):
         if not self.deterministic:  # the training collator, not the evaluation one
             with open(RECORD_DIR / f"rank_{RANK}_events.txt", "a") as file:
-                file.write(" ".join(str(event_id) for event_id in features["event_id"]) + "\n")
-        return super().__call__(features)
+                file.write(" ".join(str(event_id) for event_id in events["event_id"]) + "\n")
+        return super().__call__(events)
 
 
 class SaveWeightsAtTrainEnd(TrainerCallback):
@@ -41,6 +42,7 @@ class RecordingTrainer(training.PolarBertTrainer):
 
 if __name__ == "__main__":
     RECORD_DIR.mkdir(parents=True, exist_ok=True)
-    training.PolarBertPretrainingCollator = RecordingCollator
+    # The pretraining head's entry of the registry (tasks.py), with the recording collator in it.
+    training.MASKED_DOM = dataclasses.replace(training.MASKED_DOM, collator_class=RecordingCollator)
     training.PolarBertTrainer = RecordingTrainer
     training.run_pretraining()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from modeling_polarbert import PolarBertConfig, PolarBertForDirection, PolarBertForSequenceClassification
-from modeling_polarbert.evaluation import cross_validation_folds, evaluate_model
+from modeling_polarbert.evaluation import evaluate_model
 from modeling_polarbert.numpy_directions import angles_to_unit_vector, mean_opening_angle_from_angles, opening_angle
 from modeling_polarbert.prediction import (
     load_direction_model,
@@ -21,6 +21,7 @@ from modeling_polarbert.prediction import (
     predict_sequence_logits,
 )
 from modeling_polarbert.preparation import prepare_kaggle
+from modeling_polarbert.sequence_evaluation import cross_validation_folds
 from modeling_polarbert.simulation import simulate_kaggle_dir
 
 
@@ -196,5 +197,6 @@ def test_evaluate_refuses_a_dataset_without_the_label_column(prepared, tmp_path)
         evaluate_model(str(tmp_path / "model"), str(prepared / "eval"), str(tmp_path / "report"), progress=False)
     assert not (tmp_path / "report").exists()
     # Nor is it taken for a direction model by `polarbert predict`.
-    with pytest.raises(ValueError, match="is a PolarBertForSequenceClassification, fine-tuned for another task"):
+    with pytest.raises(ValueError, match="holds a PolarBertForSequenceClassification checkpoint, not a direction "
+                                         "model: its direction head was never trained"):
         load_direction_model(str(tmp_path / "model"))

@@ -29,7 +29,7 @@ from modeling_polarbert.feature_extraction_polarbert import (
     concatenated_ranges,
     uniform_draws,
 )
-from modeling_polarbert.kaggle_layout import LABEL_COLUMNS, PULSE_COLUMNS
+from modeling_polarbert.kaggle_layout import DIRECTION_COLUMNS, PULSE_COLUMNS
 from modeling_polarbert.numpy_directions import angles_to_unit_vector
 from modeling_polarbert.prediction import predict_kaggle_dir
 from modeling_polarbert.preparation import prepare_kaggle
@@ -302,7 +302,7 @@ def test_the_shipped_copies_of_the_column_names_equal_the_kaggle_layouts():
     from modeling_polarbert import feature_extraction_polarbert as shipped
 
     assert tuple(shipped.PULSE_COLUMNS) == tuple(PULSE_COLUMNS)
-    assert tuple(shipped.LABEL_COLUMNS) == tuple(LABEL_COLUMNS)
+    assert tuple(shipped.LABEL_COLUMNS) == tuple(DIRECTION_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
