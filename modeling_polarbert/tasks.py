@@ -1,9 +1,11 @@
 """The registry of heads: each kind of head PolarBERT trains declares here, once, everything the package does with
 it: its model class, its collator, the Transformers Auto classes it registers with, its training metrics, how a
-fine-tuned folder of it is loaded, predicted with and evaluated. Training (`--task`), `polarbert evaluate`,
-prediction, the CLI (through evaluation) and the Auto registrations of `__init__.py` read this table; nothing else in
-the package decides by a class name which head a folder holds. The shape is Transformers' `SUPPORTED_TASKS`
-(pipelines/__init__.py): one entry per task, everything else reads the table.
+fine-tuned folder of it is loaded, predicted with and evaluated. Training (`--task`), `polarbert evaluate` (the
+CLI's `evaluate` through evaluation.py) and the Auto registrations of `__init__.py` read this table; prediction's
+loaders and predict functions are named in it (prediction.py comes before it in the data flow, so it reads nothing
+of it). Which head a folder holds is decided here alone (`head_of_folder`, from the config's `architectures`). The
+shape is Transformers' `SUPPORTED_TASKS` (pipelines/__init__.py): one entry per task, everything else reads the
+table.
 
 The backbone, `PolarBertModel` (`AutoModel`), is no head: every head holds one. Adding a head is its class in
 modeling_polarbert.py, its collator in collators.py, its predict and evaluate functions, and one entry in `HEADS`;
