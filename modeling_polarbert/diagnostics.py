@@ -34,10 +34,11 @@ def parameter_groups(model) -> dict[str, list[torch.nn.Parameter]]:
     """The parts of a PolarBertFor... model whose gradient norms are worth reading apart."""
     backbone = model.polarbert
     groups = {
-        "dom_embedding": list(backbone.embeddings.dom_embeddings.parameters()),
         "feature_embedding": list(backbone.embeddings.feature_embeddings.parameters()),
         "cls_token": [backbone.cls_embedding],
     }
+    if hasattr(backbone.embeddings, "dom_embeddings"):  # not without `use_dom_embeddings`
+        groups["dom_embedding"] = list(backbone.embeddings.dom_embeddings.parameters())
     if hasattr(backbone.embeddings, "position_embeddings"):
         groups["position_embedding"] = list(backbone.embeddings.position_embeddings.parameters())
     for index, layer in enumerate(backbone.layers):
@@ -134,10 +135,9 @@ def input_scales(model, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     embeddings = model.polarbert.embeddings
     real = batch["attention_mask"].bool()
     features = batch["features"][real].float()
-    parts = {
-        "dom_embedding_rms": embeddings.dom_embeddings(batch["dom_ids"][real]),
-        "feature_embedding_rms": embeddings.feature_embeddings(features),
-    }
+    parts = {"feature_embedding_rms": embeddings.feature_embeddings(features)}
+    if hasattr(embeddings, "dom_embeddings"):
+        parts["dom_embedding_rms"] = embeddings.dom_embeddings(batch["dom_ids"][real])
     if hasattr(embeddings, "position_embeddings"):
         positions = embeddings.dom_positions[batch["dom_ids"][real]] / model.config.position_scale
         parts["position_embedding_rms"] = embeddings.position_embeddings(positions)

@@ -8,7 +8,7 @@ from modeling_polarbert import PolarBertConfig, PolarBertForDirection
 from modeling_polarbert.diagnostics import gradient_norms, input_scales, output_dependence, plot_diagnostics
 
 CONFIG = PolarBertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                         use_dom_positions=True, event_time_reference="first_pulse")
+                         use_dom_positions=True, num_pulse_features=4)  # a time-within-event column
 
 
 def random_batch(batch_size=16, length=10, seed=0):

@@ -149,6 +149,8 @@ INPUT_OPTIONS = {
     "first-pulse time": dict(num_pulse_features=4),
     "centred positions": dict(num_pulse_features=4, use_dom_positions=True,
                               event_position_reference="charge_weighted_mean"),
+    "centred, no DOM-id table": dict(num_pulse_features=4, use_dom_positions=True,
+                                     event_position_reference="charge_weighted_mean", use_dom_embeddings=False),
 }
 CENTRED = INPUT_OPTIONS["centred positions"]
 
@@ -622,6 +624,28 @@ def test_config_rejects_inconsistent_values():
     config = PolarBertConfig()
     assert (config.pad_token_id, config.mask_token_id, config.vocab_size) == (5160, 5161, 5162)
     assert config.direction_head_hidden_size == 4 * config.hidden_size
+
+
+def test_without_the_dom_id_table_a_pulse_is_known_by_its_dom_position_alone(tester):
+    config = tester.get_config(**CENTRED, use_dom_embeddings=False)
+    model = PolarBertModel(config).eval()
+    table = PolarBertModel(tester.get_config(**CENTRED)).eval()
+    assert model.get_input_embeddings() is None and not any("dom_embeddings" in name for name in model.state_dict())
+    assert model.embeddings.feature_embeddings.out_features == config.hidden_size
+    half, count = config.hidden_size // 2, lambda m: sum(parameter.numel() for parameter in m.parameters())
+    assert count(table) - count(model) == config.vocab_size * half - (config.num_pulse_features + 1) * half
+    # Give DOM 1 the position of DOM 0: without the table, renaming DOM 0 to 1 changes nothing; with it, it does.
+    inputs = backbone_inputs(tester.prepare_inputs(config))
+    inputs["dom_ids"][0, 0] = 0
+    renamed = {**inputs, "dom_ids": inputs["dom_ids"].clone()}
+    renamed["dom_ids"][0, 0] = 1
+    with torch.no_grad():
+        for each in (model, table):
+            each.embeddings.dom_positions[1] = each.embeddings.dom_positions[0]
+        assert torch.equal(model(**inputs).last_hidden_state, model(**renamed).last_hidden_state)
+        assert not torch.allclose(table(**inputs).last_hidden_state, table(**renamed).last_hidden_state)
+    with pytest.raises(ValueError, match="use_dom_embeddings=False needs use_dom_positions"):
+        PolarBertConfig(use_dom_embeddings=False)
 
 
 def test_a_fourth_feature_column_widens_the_feature_embedding(tester):

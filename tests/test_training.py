@@ -102,9 +102,10 @@ def test_finetune_from_pretrained_and_from_scratch(simulated, tmp_path):
     run_finetuning([*args, "--output_dir", str(tmp_path / "from_scratch"), "--from_scratch", "true"])
     pretrained = load_file(tmp_path / "pretrained" / "model.safetensors")
     # Fine-tuned weights moved away from the pretrained ones by few steps; the scratch twin started elsewhere.
-    start = pretrained["polarbert.embeddings.dom_embeddings.weight"]
-    tuned = load_file(tmp_path / "from_pretrained" / "model.safetensors")["polarbert.embeddings.dom_embeddings.weight"]
-    scratch = load_file(tmp_path / "from_scratch" / "model.safetensors")["polarbert.embeddings.dom_embeddings.weight"]
+    name = "polarbert.embeddings.feature_embeddings.weight"  # the one embedding every input option has
+    start = pretrained[name]
+    tuned = load_file(tmp_path / "from_pretrained" / "model.safetensors")[name]
+    scratch = load_file(tmp_path / "from_scratch" / "model.safetensors")[name]
     assert (tuned - start).abs().mean() < (scratch - start).abs().mean()
     card = (tmp_path / "from_pretrained" / "README.md").read_text()
     assert card.startswith("---") and "library_name: transformers" in card and "eval_mean_opening_angle" in card
@@ -145,7 +146,7 @@ def test_finetune_regression_and_classification_from_the_same_pretrained_folder(
     np.testing.assert_allclose(config["target_std"], [np.std(np.log10(train["energy"])), np.std(train["vertex_z"])])
     pretrained = load_file(tmp_path / "pretrained" / "model.safetensors")
     tuned = load_file(tmp_path / "energy" / "model.safetensors")
-    name = "polarbert.embeddings.dom_embeddings.weight"
+    name = "polarbert.embeddings.feature_embeddings.weight"
     assert (tuned[name] - pretrained[name]).abs().max() < 0.05  # started from the pretrained backbone
 
     track = run_finetuning([*args, "--output_dir", str(tmp_path / "track"), "--task", "classification",

@@ -103,7 +103,8 @@ def load_dom_positions(num_doms: int) -> torch.Tensor:
 
 
 class PolarBertEmbeddings(nn.Module):
-    """Pulse embedding of the paper's Figure 1: [DOM-id embedding (hidden/2) ; linear(features) (hidden/2)].
+    """Pulse embedding of the paper's Figure 1: [DOM-id embedding (hidden/2) ; linear(features) (hidden/2)]; without
+    `use_dom_embeddings`, linear(features) (hidden).
 
     No positional encoding: pulse times already order the sequence (paper, section 3). With `use_dom_positions`,
     a linear embedding of the DOM's (x, y, z) / position_scale is added to the whole vector, and with
@@ -114,8 +115,10 @@ class PolarBertEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         half = config.hidden_size // 2
-        self.dom_embeddings = nn.Embedding(config.vocab_size, half, padding_idx=config.pad_token_id)
-        self.feature_embeddings = nn.Linear(config.num_pulse_features, half)
+        if config.use_dom_embeddings:
+            self.dom_embeddings = nn.Embedding(config.vocab_size, half, padding_idx=config.pad_token_id)
+        self.feature_embeddings = nn.Linear(config.num_pulse_features, half if config.use_dom_embeddings else
+                                            config.hidden_size)
         if config.use_dom_positions:
             # Rows for the padding and mask ids stay zero: a masked pulse must not leak its DOM's position.
             self.register_buffer("dom_positions", torch.zeros(config.vocab_size, 3), persistent=True)
@@ -130,7 +133,9 @@ class PolarBertEmbeddings(nn.Module):
         """`event_index` (batch, L): the event of each token (its row, or its packed event), of `num_events`."""
         features = features.to(self.feature_embeddings.weight.dtype)
         # (batch, L, hidden_size)
-        embeddings = torch.cat([self.dom_embeddings(dom_ids), self.feature_embeddings(features)], dim=-1)
+        embeddings = self.feature_embeddings(features)
+        if self.config.use_dom_embeddings:
+            embeddings = torch.cat([self.dom_embeddings(dom_ids), embeddings], dim=-1)
         if self.config.use_dom_positions:
             positions = self.dom_positions[dom_ids]  # metres; zero for the padding and mask ids
             scaled = positions / self.config.position_scale
@@ -420,8 +425,8 @@ class PolarBertModel(PolarBertPreTrainedModel):
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.dom_embeddings
+    def get_input_embeddings(self) -> nn.Embedding | None:
+        return getattr(self.embeddings, "dom_embeddings", None)  # None without `use_dom_embeddings`
 
     def set_input_embeddings(self, value: nn.Embedding):
         self.embeddings.dom_embeddings = value
