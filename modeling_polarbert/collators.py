@@ -276,16 +276,3 @@ class PolarBertSequenceClassificationCollator(_PulseCollator):
             output["labels"] = torch.from_numpy(labels)
         return output
 
-
-# The fast path's former names, only while scripts/benchmark.py and scripts/benchmark_collator.py, whose logic is
-# moving into the package, still import them from here; new code imports them from pulse_dataset.
-from .pulse_dataset import PolarBertPulseDataset as PolarBertTrainingDataset  # noqa: E402
-from .pulse_dataset import as_pulse_dataset as as_training_dataset  # noqa: E402
-
-__all__ = [
-    "PolarBertPretrainingCollator",
-    "PolarBertDirectionCollator",
-    "PolarBertSequenceClassificationCollator",
-    "rows_to_pulse_batch",
-    "concatenated_ranges",
-]

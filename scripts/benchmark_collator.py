@@ -3,7 +3,7 @@
 Builds its own dataset with numpy (Kaggle-like lengths: log-normal, median ~62, mean ~160 pulses, long tail),
 saves it with `save_to_disk` and loads it back memory-mapped, as training does. Then times
 
-* fast path: `DataLoader(as_training_dataset(ds), batch_size=512, shuffle=True, collate_fn=collator)`;
+* fast path: `DataLoader(as_pulse_dataset(ds), batch_size=512, shuffle=True, collate_fn=collator)`;
 * row path: `DataLoader(ds, batch_size=512, shuffle=True, collate_fn=collator)` over the plain `datasets` object
   (what `Trainer` builds from a `datasets.Dataset`; rows formatted one by one as Python lists);
 * the fast path's two halves separately: gathering (`__getitems__`) and collating a gathered batch.
@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from modeling_polarbert.collators import PolarBertDirectionCollator, PolarBertPretrainingCollator, as_training_dataset
+from modeling_polarbert.collators import PolarBertDirectionCollator, PolarBertPretrainingCollator
+from modeling_polarbert.pulse_dataset import as_pulse_dataset
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
 from modeling_polarbert.preparation import BASE_FIELDS
 
@@ -79,7 +80,7 @@ def main():
         lengths = np.asarray(dataset["n_pulses"])
         print(f"dataset: {len(dataset):,} events, {lengths.sum():,} pulses, median {np.median(lengths):.0f}, "
               f"mean {lengths.mean():.0f}, max {lengths.max():,}; batch size {args.batch_size}")
-        fast = as_training_dataset(dataset)
+        fast = as_pulse_dataset(dataset)
 
         results = {}
         for name, collator in [("pretraining", PolarBertPretrainingCollator(config, seed=0)),

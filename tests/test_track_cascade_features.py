@@ -45,16 +45,19 @@ def test_a_dataset_without_is_track_is_refused(tmp_path):
 def test_time_swap_changes_only_the_time_features(simulated, tmp_path):
     import torch
 
-    from modeling_polarbert import PolarBertConfig, PolarBertForSequenceClassification
+    from modeling_polarbert import PolarBertConfig, PolarBertFeatureExtractor, PolarBertForSequenceClassification
     from modeling_polarbert.prediction import predict_sequence_logits
     from modeling_polarbert.task_metrics import class_probabilities
 
     torch.manual_seed(0)
     config = PolarBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                             use_dom_positions=True, event_time_reference="charge_weighted_mean",
+                             use_dom_positions=True, num_pulse_features=4,
                              problem_type="single_label_classification", label_columns=["is_track"],
                              id2label={0: "False", 1: "True"}, label2id={"False": 0, "True": 1})
-    model = PolarBertForSequenceClassification(config).eval()
+    # Saved with its feature extractor, which owns the time-within-event column the model reads as its fourth.
+    PolarBertForSequenceClassification(config).save_pretrained(tmp_path / "model")
+    PolarBertFeatureExtractor(event_time_reference="charge_weighted_mean").save_pretrained(tmp_path / "model")
+    model = PolarBertForSequenceClassification.from_pretrained(tmp_path / "model").eval()
     dataset = load_prepared_dataset(str(simulated / "prepared")).select(range(200))
     is_track = np.asarray(dataset["is_track"], dtype=bool)
     own = roc_auc(is_track, class_probabilities(predict_sequence_logits(model, dataset, progress=False),

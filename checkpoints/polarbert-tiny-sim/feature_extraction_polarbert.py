@@ -187,7 +187,7 @@ def checked_pulse_batch(batch: PulseBatch, num_doms: int | None = None) -> Pulse
 def _check_rows(rows: Sequence[Mapping]) -> None:
     if rows and isinstance(rows[0], str):
         raise TypeError(
-            "got a list of str: the batch dict of `as_training_dataset` was iterated by another wrapper (Trainer "
+            "got a list of str: the batch dict of `as_pulse_dataset` was iterated by another wrapper (Trainer "
             "wraps the collator when `remove_unused_columns=True`; set it to False)")
     for index, row in enumerate(rows):
         missing = [name for name in PULSE_COLUMNS if name not in row]
