@@ -19,6 +19,9 @@ the tests hold the training step to none).
 
 `input_scales` measures, on a collated batch, the size of the parts that make up a pulse embedding, and how large
 the within-event time differences that a direction needs are next to the event-to-event offsets.
+
+`backbone_vectors` and `linear_probe_angle` measure how much direction a frozen backbone's output carries, read
+linearly (`scripts/linear_probe.py`): whether pretraining kept it, against a random backbone of the same shape.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 
@@ -210,3 +214,30 @@ def plot_diagnostics(runs: dict[str, str | Path], path: str | Path) -> Path:
 
 __all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "with_time_of_other_events", "count_host_syncs",
            "input_scales", "summarise", "plot_diagnostics"]
+
+
+@torch.no_grad()
+def backbone_vectors(backbone, dataset, collator, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frozen backbone's (CLS vectors, mean of the pulse vectors, true unit directions) for every event of a
+    labelled dataset, in order: what a linear probe reads."""
+    cls, mean, labels = [], [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        output = backbone(batch["dom_ids"], batch["features"], batch["attention_mask"])
+        real = batch["attention_mask"].unsqueeze(-1).float()
+        cls.append(output.pooler_output.float())
+        mean.append((output.last_hidden_state[:, 1:].float() * real).sum(1) / real.sum(1))
+        labels.append(batch["labels"].float())
+    return tuple(torch.cat(part).numpy() for part in (cls, mean, labels))
+
+
+def linear_probe_angle(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                       ridge: float = 1e-3) -> float:
+    """Mean opening angle (rad) on the test events of a ridge regression of the unit direction on standardised
+    vectors, fitted on the training events: how much direction a representation carries, read linearly."""
+    mean, scale = train_x.mean(0), train_x.std(0) + 1e-6
+    design = np.c_[(train_x - mean) / scale, np.ones(len(train_x))]
+    weights = np.linalg.solve(design.T @ design + ridge * len(design) * np.eye(design.shape[1]), design.T @ train_y)
+    predicted = np.c_[(test_x - mean) / scale, np.ones(len(test_x))] @ weights
+    predicted /= np.linalg.norm(predicted, axis=1, keepdims=True)
+    return float(np.arccos(np.clip((predicted * test_y).sum(1), -1.0, 1.0)).mean())

@@ -2,10 +2,18 @@
 
 import json
 
+import numpy as np
 import torch
 
 from modeling_polarbert import PolarBertConfig, PolarBertForDirection
-from modeling_polarbert.diagnostics import gradient_norms, input_scales, output_dependence, plot_diagnostics
+from modeling_polarbert.diagnostics import (
+    backbone_vectors,
+    gradient_norms,
+    input_scales,
+    linear_probe_angle,
+    output_dependence,
+    plot_diagnostics,
+)
 
 CONFIG = PolarBertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                          use_dom_positions=True, num_pulse_features=4)  # a time-within-event column
@@ -62,3 +70,32 @@ def test_input_scales_measure_the_embedding_parts_and_the_time_spread(tmp_path):
               "dead_head_units": 0.5}
     (tmp_path / "run.jsonl").write_text(json.dumps(record) + "\n")
     assert plot_diagnostics({"run": tmp_path / "run.jsonl"}, tmp_path / "plot.png").stat().st_size > 1000
+
+
+def test_the_linear_probe_reads_a_direction_that_is_there_and_none_that_is_not():
+    generator = np.random.default_rng(0)
+    directions = generator.normal(size=(1200, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    # Vectors that hold the direction linearly (mixed into 8 dimensions, plus a little noise), and pure noise.
+    holds = directions @ generator.normal(size=(3, 8)) + 0.05 * generator.normal(size=(1200, 8))
+    noise = generator.normal(size=(1200, 8))
+    assert linear_probe_angle(holds[:1000], directions[:1000], holds[1000:], directions[1000:]) < 0.1
+    assert linear_probe_angle(noise[:1000], directions[:1000], noise[1000:], directions[1000:]) > 1.3
+
+
+def test_backbone_vectors_are_the_cls_and_the_mean_of_the_real_pulses():
+    torch.manual_seed(0)
+    model = PolarBertForDirection(CONFIG).eval()
+    events = [random_batch(batch_size=3, length=6, seed=seed) for seed in range(2)]
+
+    def collator(rows):
+        batch = {key: torch.cat([rows_[key] for rows_ in rows]) for key in events[0]}
+        batch["attention_mask"][:, 4:] = 0  # two padded pulses per event
+        batch["labels"] = torch.nn.functional.normalize(torch.ones(len(batch["dom_ids"]), 3), dim=-1)
+        return batch
+
+    cls, mean, labels = backbone_vectors(model.polarbert, events, collator, batch_size=2)
+    output = model.polarbert(**collator(events))
+    assert np.allclose(cls, output.pooler_output.detach().numpy(), atol=1e-6)
+    assert np.allclose(mean, output.last_hidden_state[:, 1:5].mean(1).detach().numpy(), atol=1e-6)
+    assert labels.shape == (6, 3)
