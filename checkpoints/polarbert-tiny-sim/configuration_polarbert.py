@@ -118,7 +118,8 @@ class PolarBertConfig(PretrainedConfig):
             the hidden size each). `False` (needs `use_dom_positions`, which then tells the DOMs apart) drops the
             5,160-row table and projects the pulse features to the whole hidden size. On few labels the table
             memorises the training events: from scratch on 10 k labels its model reached a training loss of 0.93
-            and 1.331 rad held out, the same model without it 1.276 (docs/results.md, centred inputs).
+            and 1.331 rad held out, the same model without it 1.256 and 1.243, ahead of LineFit's 1.256
+            (docs/results.md, centred inputs).
         use_dom_positions (`bool`, *optional*, defaults to `False`):
             Add a learned linear embedding of the DOM's scaled (x, y, z) to every pulse. The model then carries the
             detector geometry as a buffer saved with its weights. The paper needed positions to train from scratch
