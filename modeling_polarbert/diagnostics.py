@@ -217,12 +217,11 @@ __all__ = ["LearningDiagnostics", "gradient_norms", "output_dependence", "with_t
 
 
 @torch.no_grad()
-def backbone_vectors(backbone, dataset, collator, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A frozen backbone's (CLS vectors, mean of the pulse vectors, true unit directions) for every event of a
-    labelled dataset, in order: what a linear probe reads."""
+def backbone_vectors(backbone, batches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frozen backbone's (CLS vectors, mean of the pulse vectors, true unit directions) for every event of
+    labelled direction batches (`prediction.event_loader` with a direction collator): what a linear probe reads."""
     cls, mean, labels = [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+    for batch in batches:
         output = backbone(batch["dom_ids"], batch["features"], batch["attention_mask"])
         real = batch["attention_mask"].unsqueeze(-1).float()
         cls.append(output.pooler_output.float())

@@ -15,14 +15,14 @@ from modeling_polarbert import PolarBertModel
 from modeling_polarbert.collators import PolarBertDirectionCollator
 from modeling_polarbert.diagnostics import backbone_vectors, linear_probe_angle
 from modeling_polarbert.loading import load_prepared_dataset
-from modeling_polarbert.prediction import feature_extractor_of
+from modeling_polarbert.prediction import event_loader, feature_extractor_of
 
 
-def probe_row(name: str, backbone, train, held_out) -> str:
-    collator = PolarBertDirectionCollator(backbone.config, deterministic=True,
-                                          feature_extractor=feature_extractor_of(backbone))
-    cls_train, mean_train, y_train = backbone_vectors(backbone, train, collator)
-    cls_test, mean_test, y_test = backbone_vectors(backbone, held_out, collator)
+def probe_row(name: str, backbone, extractor, train, held_out) -> str:
+    """One table row: the probe's held-out angle on the CLS vectors and on the mean pulse vectors."""
+    collator = PolarBertDirectionCollator(backbone.config, deterministic=True, feature_extractor=extractor)
+    cls_train, mean_train, y_train = backbone_vectors(backbone, event_loader(train, collator, 256, False)[0])
+    cls_test, mean_test, y_test = backbone_vectors(backbone, event_loader(held_out, collator, 256, False)[0])
     return (f"| {name} | {linear_probe_angle(cls_train, y_train, cls_test, y_test):.3f} | "
             f"{linear_probe_angle(mean_train, y_train, mean_test, y_test):.3f} |")
 
@@ -39,11 +39,12 @@ def main(argv=None) -> None:
     print("| backbone | probe on CLS (rad) | probe on mean pulse vector (rad) |\n|---|---|---|")
     for folder in args.backbones:
         backbone = PolarBertModel.from_pretrained(folder).eval()
-        print(probe_row(folder, backbone, train, held_out), flush=True)
+        extractor = feature_extractor_of(backbone)  # the random twin reads its inputs the same way
+        print(probe_row(folder, backbone, extractor, train, held_out), flush=True)
         torch.manual_seed(0)
         random_twin = PolarBertModel(backbone.config).eval()
-        random_twin.name_or_path = folder  # the same feature extractor
-        print(probe_row(f"random weights, {folder}'s architecture", random_twin, train, held_out), flush=True)
+        print(probe_row(f"random weights, {folder}'s architecture", random_twin, extractor, train, held_out),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -86,16 +86,14 @@ def test_the_linear_probe_reads_a_direction_that_is_there_and_none_that_is_not()
 def test_backbone_vectors_are_the_cls_and_the_mean_of_the_real_pulses():
     torch.manual_seed(0)
     model = PolarBertForDirection(CONFIG).eval()
-    events = [random_batch(batch_size=3, length=6, seed=seed) for seed in range(2)]
-
-    def collator(rows):
-        batch = {key: torch.cat([rows_[key] for rows_ in rows]) for key in events[0]}
+    batches = [random_batch(batch_size=3, length=6, seed=seed) for seed in range(2)]
+    for batch in batches:
         batch["attention_mask"][:, 4:] = 0  # two padded pulses per event
-        batch["labels"] = torch.nn.functional.normalize(torch.ones(len(batch["dom_ids"]), 3), dim=-1)
-        return batch
+        batch["labels"] = torch.nn.functional.normalize(torch.randn(3, 3), dim=-1)
 
-    cls, mean, labels = backbone_vectors(model.polarbert, events, collator, batch_size=2)
-    output = model.polarbert(**collator(events))
-    assert np.allclose(cls, output.pooler_output.detach().numpy(), atol=1e-6)
-    assert np.allclose(mean, output.last_hidden_state[:, 1:5].mean(1).detach().numpy(), atol=1e-6)
-    assert labels.shape == (6, 3)
+    cls, mean, labels = backbone_vectors(model.polarbert, batches)
+    outputs = [model.polarbert(batch["dom_ids"], batch["features"], batch["attention_mask"]) for batch in batches]
+    assert np.allclose(cls, torch.cat([output.pooler_output for output in outputs]).detach().numpy(), atol=1e-6)
+    pulses = torch.cat([output.last_hidden_state[:, 1:5].mean(1) for output in outputs])
+    assert np.allclose(mean, pulses.detach().numpy(), atol=1e-6)
+    assert np.array_equal(labels, torch.cat([batch["labels"] for batch in batches]).numpy())
