@@ -16,10 +16,8 @@ from modeling_polarbert.collators import (
 from modeling_polarbert.configuration_polarbert import PolarBertConfig
 from modeling_polarbert.feature_extraction_polarbert import PolarBertFeatureExtractor
 from modeling_polarbert.numpy_directions import angles_to_unit_vector
-from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.pulse_dataset import as_pulse_dataset
 
-from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
 
 CONFIG = PolarBertConfig()
 EXTRACTOR = PolarBertFeatureExtractor.for_model(CONFIG)  # the scaling the collators apply (the extractor owns it)
@@ -65,15 +63,6 @@ ROWS = [
     make_row(4, 1, 0, seed=4),  # a single pulse
     make_row(5, 30, 12, seed=5),
 ]
-
-
-@pytest.fixture(scope="module")
-def saved_dataset(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("collators")
-    batches = random_batches(n_batches=3, events_per_batch=60, seed=7)
-    batches[1] = edge_case_events(first_event_id=10_001) + batches[1]
-    root = write_kaggle_dir(tmp / "kaggle", batches)
-    return prepare_kaggle(root, tmp / "prepared", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,19 +8,7 @@ import numpy as np
 import pytest
 
 from modeling_polarbert.feature_extraction_polarbert import rows_to_pulse_batch
-from modeling_polarbert.preparation import prepare_kaggle
 from modeling_polarbert.pulse_dataset import as_pulse_dataset, log10_total_charge
-
-from kaggle_files import edge_case_events, random_batches, write_kaggle_dir  # tests/ is on sys.path
-
-
-@pytest.fixture(scope="module")
-def saved_dataset(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pulse_dataset")
-    batches = random_batches(n_batches=3, events_per_batch=60, seed=7)
-    batches[1] = edge_case_events(first_event_id=10_001) + batches[1]
-    root = write_kaggle_dir(tmp / "kaggle", batches)
-    return prepare_kaggle(root, tmp / "prepared", progress=False)
 
 
 def test_fast_path_gathers_exactly_the_requested_events(saved_dataset):
