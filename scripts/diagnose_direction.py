@@ -83,6 +83,7 @@ def main(argv=None) -> dict:
     trainer.train()
     train_seconds = time.time() - start
     trainer.save_model(str(args.out / "model"))
+    extractor.save_pretrained(args.out / "model")  # the folder evaluates with the input settings it trained with
     metrics = evaluate_model(str(args.out / "model"), args.eval, str(args.out / "report"), progress=False)
     parts = {name: metrics["breakdowns"][name] for name in ("track", "cascade") if name in metrics["breakdowns"]}
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
