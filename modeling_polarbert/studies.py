@@ -91,6 +91,16 @@ def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, si
     return folder
 
 
+def epochs_arguments(labelled_epochs: dict[int, float] | None, size: int) -> list[str]:
+    """finetune.py's `--num_train_epochs` for `size` labelled events, if the study sets the passes per size."""
+    return ["--num_train_epochs", f"{labelled_epochs[size]:g}"] if labelled_epochs else []
+
+
+def epochs_entry(labelled_epochs: dict[int, float] | None, size: int) -> dict:
+    """The passes a row of the results was fine-tuned with, where the study set them."""
+    return {"num_train_epochs": labelled_epochs[size]} if labelled_epochs else {}
+
+
 def task_figures(metrics: dict) -> dict[str, tuple[float, float]]:
     """The headline figures of one evaluation, {name: (model, baseline)}: per regression target its resolution
     and bias, per classification label its ROC AUC and accuracy."""
@@ -105,26 +115,30 @@ def task_figures(metrics: dict) -> dict[str, tuple[float, float]]:
 
 def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: list[int], eval_events: int,
               pretrain_args: list[str] = (), finetune_args: list[str] = (), backbone: Path | None = None,
-              backbone_args: list[str] = (), task: str = "direction", label_columns: str | None = None) -> dict:
+              backbone_args: list[str] = (), task: str = "direction", label_columns: str | None = None,
+              labelled_epochs: dict[int, float] | None = None) -> dict:
     """Pretrain once, fine-tune both ways at every size (and from `backbone`, a shipped pretrained backbone, with
-    `finetune_args` + `backbone_args`, when given; direction only), evaluate everything on one held-out set."""
+    `finetune_args` + `backbone_args`, when given; direction only), evaluate everything on one held-out set.
+    `labelled_epochs`: the passes over the labelled events at each size (a budget that is not the limit at 10 k
+    labels is ten times too long at 100 k); without it the fine-tuning YAML's or `finetune_args`' passes."""
     out.mkdir(parents=True, exist_ok=True)
     unlabelled = simulated_dataset(data_dir, "pretrain", pretrain_events, seed=1)
     labelled = simulated_dataset(data_dir, "labelled", max(labelled_sizes), seed=2)
     held_out = simulated_dataset(data_dir, "eval", eval_events, seed=3)
     pretrained = pretrain_once(out, unlabelled, list(pretrain_args))
+    budgets = {size: [*finetune_args, *epochs_arguments(labelled_epochs, size)] for size in labelled_sizes}
     if task != "direction":
-        return run_task_study(out, pretrained, labelled, held_out, pretrain_events, eval_events, labelled_sizes,
-                              list(finetune_args), task, label_columns)
+        return run_task_study(out, pretrained, labelled, held_out, pretrain_events, eval_events, budgets, task,
+                              label_columns)
 
     starts = {"pretrained": (pretrained, False, []), "scratch": (pretrained, True, [])}
     if backbone is not None:
         starts["backbone"] = (Path(backbone), False, list(backbone_args))
     rows = []
     for size in labelled_sizes:
-        row = {"labelled_events": size}
+        row = {"labelled_events": size, **epochs_entry(labelled_epochs, size)}
         for name, (start, from_scratch, extra) in starts.items():
-            model = finetune_once(out, start, labelled, held_out, size, from_scratch, [*finetune_args, *extra], name)
+            model = finetune_once(out, start, labelled, held_out, size, from_scratch, [*budgets[size], *extra], name)
             metrics = evaluate_model(str(model), str(held_out), str(out / f"report_{name}_{size}"), progress=False)
             row[name] = metrics["overall"]["model"]["mean"]
             row["linefit"] = metrics["overall"]["linefit"]["mean"]
@@ -143,12 +157,12 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
 
 
 def run_task_study(out: Path, pretrained: Path, labelled: Path, held_out: Path, pretrain_events: int,
-                   eval_events: int, labelled_sizes: list[int], finetune_args: list[str], task: str,
-                   label_columns: str) -> dict:
-    """The study for a regression/classification task: headline figures of both models and the baseline."""
+                   eval_events: int, budgets: dict[int, list[str]], task: str, label_columns: str) -> dict:
+    """The study for a regression/classification task: headline figures of both models and the baseline, at each
+    size of `budgets` (labelled events: fine-tuning arguments)."""
     prefix = task_prefix(task, label_columns)
     rows = []
-    for size in labelled_sizes:
+    for size, finetune_args in budgets.items():
         row = {"labelled_events": size, "figures": {}}
         for from_scratch in (False, True):
             name = "scratch" if from_scratch else "pretrained"

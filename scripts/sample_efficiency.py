@@ -8,7 +8,7 @@ baseline (LineFit; a log10(total charge) fit; the majority class), and writes a 
 Figure 2 (right); the study itself is `modeling_polarbert.studies.run_study`.
 
     python scripts/sample_efficiency.py --out runs/sample_efficiency --pretrain-events 200000 \
-        --labelled-sizes 10000 100000 --eval-events 20000
+        --labelled-sizes 10000 100000 --labelled-epochs 20 6 --eval-events 20000
     python scripts/sample_efficiency.py --out runs/sample_efficiency --task regression --label-columns log10:energy
     python scripts/sample_efficiency.py --out runs/sample_efficiency --task classification --label-columns is_track
 
@@ -28,6 +28,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", type=Path, default=Path("data/sample_efficiency"))
     parser.add_argument("--pretrain-events", type=int, default=200_000)
     parser.add_argument("--labelled-sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--labelled-epochs", type=float, nargs="+",
+                        help="passes over the labelled events at each --labelled-sizes size, in that order "
+                             "(default: the fine-tuning YAML's, at every size)")
     parser.add_argument("--eval-events", type=int, default=20_000)
     parser.add_argument("--pretrain-args", default="", help="extra pretrain.py arguments, e.g. '--num_train_epochs 3'")
     parser.add_argument("--finetune-args", default="", help="extra finetune.py arguments")
@@ -36,9 +39,13 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if (args.task == "direction") != (args.label_columns is None):
         parser.error("--label-columns goes with --task regression or classification, and only with them")
+    if args.labelled_epochs is not None and len(args.labelled_epochs) != len(args.labelled_sizes):
+        parser.error(f"--labelled-epochs gives {len(args.labelled_epochs)} values for "
+                     f"{len(args.labelled_sizes)} --labelled-sizes: one per size")
+    epochs = dict(zip(args.labelled_sizes, args.labelled_epochs)) if args.labelled_epochs else None
     results = run_study(args.out, args.data_dir, args.pretrain_events, sorted(args.labelled_sizes), args.eval_events,
                         args.pretrain_args.split(), args.finetune_args.split(), task=args.task,
-                        label_columns=args.label_columns)
+                        label_columns=args.label_columns, labelled_epochs=epochs)
     print(results_table(results))
     return results
 

@@ -56,6 +56,20 @@ def test_task_study_at_a_small_size_shares_the_pretraining_and_reports_against_t
     assert table.startswith("| labelled events | figure | pretrained | from scratch | baseline |")
 
 
+def test_each_size_is_fine_tuned_for_its_own_number_of_passes(tmp_path):
+    study = load_script("sample_efficiency")
+    common = ["--out", str(tmp_path / "runs"), "--data-dir", str(tmp_path / "data"), "--pretrain-events", "300",
+              "--labelled-sizes", "64", "128", "--eval-events", "100", "--pretrain-args=--max_steps 2 --eval_events 50",
+              "--finetune-args=--eval_strategy no --save_strategy no --per_device_train_batch_size 32"]
+    with pytest.raises(SystemExit):  # one value per size, or the study would pair them silently
+        study.main([*common, "--labelled-epochs", "3"])
+    results = study.main([*common, "--labelled-epochs", "3", "1"])
+    for size, passes, steps in ((64, 3, 6), (128, 1, 4)):
+        state = json.loads((tmp_path / "runs" / f"scratch_{size}" / "trainer_state.json").read_text())
+        assert (state["epoch"], state["global_step"]) == (passes, steps)
+    assert [(row["labelled_events"], row["num_train_epochs"]) for row in results["rows"]] == [(64, 3), (128, 1)]
+
+
 def test_a_simulated_set_of_another_size_is_refused_not_reused(tmp_path):
     from modeling_polarbert.studies import simulated_dataset
 
