@@ -2,8 +2,8 @@
 
 simulate -> prepare -> pretrain a tiny PolarBERT -> fine-tune it and a from-scratch twin on a few thousand
 labelled events -> evaluate both beside LineFit -> predict a Kaggle submission -> print the comparison table.
-The backbone shipped in checkpoints/polarbert-tiny-sim/ (the same architecture, pretrained longer on more events,
-docs/results.md) is fine-tuned with the same budget and reported as its own row.
+The backbone shipped in checkpoints/polarbert-tiny-sim/ (the same architecture, pretrained for 3 passes over 300,000
+events, docs/results.md) is fine-tuned with the same budget and reported as its own row.
 
     python scripts/quickstart.py                 # the README gives its measured time on 2 CPU cores
     python scripts/quickstart.py --small         # a smaller run (the test suite uses it)
