@@ -75,7 +75,9 @@ def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, si
     `train` unless it exists, with what it cost in `cost.json`."""
     folder = out / f"{task_prefix(task, label_columns)}{name or ('scratch' if from_scratch else 'pretrained')}_{size}"
     task_args = [] if task == "direction" else ["--task", task, "--label_columns", label_columns]
-    if not (folder / "model.safetensors").exists():
+    if (folder / "model.safetensors").exists():
+        refuse_another_budget(folder, extra)
+    else:
         # CPU seconds of this process (all its threads) beside the wall clock: on a shared machine the wall
         # clock also counts other jobs' time, the CPU time does not.
         cpu_start = time.process_time()
@@ -89,6 +91,18 @@ def finetune_once(out: Path, pretrained: Path, train: Path, evaluation: Path, si
             "load_average_1_5_15_min": os.getloadavg(), "cpu_count": os.cpu_count(),
         }, indent=2))
     return folder
+
+
+def refuse_another_budget(folder: Path, extra: list[str]) -> None:
+    """A resumed study reuses a finished fine-tune only if it had the passes asked for now: a run of another budget
+    would be reported under this one."""
+    if "--num_train_epochs" not in extra:
+        return
+    asked = float(extra[len(extra) - extra[::-1].index("--num_train_epochs")])  # the last one counts, as in argparse
+    saved = json.loads((folder / "training_args.json").read_text()).get("num_train_epochs")
+    if saved is not None and float(saved) != asked:
+        raise ValueError(f"{folder} was fine-tuned for {saved:g} passes, not the {asked:g} asked for: it was made by "
+                         "a run with another budget; give another --out or remove it")
 
 
 def epochs_arguments(labelled_epochs: dict[int, float] | None, size: int) -> list[str]:
@@ -153,7 +167,38 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results) + "\n")
     plot_results(results, out / "sample_efficiency.png")
+    curves = {f"{METHODS[name]}, {size:,} labels": curve for size in labelled_sizes for name in starts
+              if (curve := held_out_curve(out / f"{name}_{size}"))}
+    if curves:  # fine-tuned with evaluation after every pass (the quickstart's YAML run)
+        plot_learning_curves(curves, rows[-1]["linefit"], out / "learning_curves.png")
     return results
+
+
+def held_out_curve(folder: Path) -> list[tuple[float, float]]:
+    """(pass, held-out mean opening angle) after every evaluation a fine-tune made, from its trainer_state.json."""
+    state = json.loads((folder / "trainer_state.json").read_text())
+    return [(entry["epoch"], entry["eval_mean_opening_angle"]) for entry in state["log_history"]
+            if "eval_mean_opening_angle" in entry]
+
+
+def plot_learning_curves(curves: dict[str, list[tuple[float, float]]], linefit: float, path: Path) -> None:
+    """Held-out mean opening angle after each pass of fine-tuning, one line per run ({label: curve}), LineFit beside
+    them: where a pretrained start is ahead and where its from-scratch twin catches up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for label, curve in curves.items():
+        axis.plot(*zip(*curve), "o-", ms=3, label=label)
+    axis.axhline(linefit, color="black", ls="--", label="LineFit")
+    axis.set(xlabel="passes over the labelled events", ylabel="held-out mean opening angle [rad]",
+             title="Fine-tuning, evaluated after every pass")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)  # beside the axes: it covers no curve
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def run_task_study(out: Path, pretrained: Path, labelled: Path, held_out: Path, pretrain_events: int,

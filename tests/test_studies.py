@@ -68,6 +68,10 @@ def test_each_size_is_fine_tuned_for_its_own_number_of_passes(tmp_path):
         state = json.loads((tmp_path / "runs" / f"scratch_{size}" / "trainer_state.json").read_text())
         assert (state["epoch"], state["global_step"]) == (passes, steps)
     assert [(row["labelled_events"], row["num_train_epochs"]) for row in results["rows"]] == [(64, 3), (128, 1)]
+    # Resumed with another budget, the finished runs are refused rather than reported under it.
+    with pytest.raises(ValueError, match="fine-tuned for 3 passes, not the 2 asked for"):
+        study.main([*common, "--labelled-epochs", "2", "1"])
+    assert study.main([*common, "--labelled-epochs", "3", "1"]) == results  # the same budget resumes
 
 
 def test_a_simulated_set_of_another_size_is_refused_not_reused(tmp_path):
@@ -84,3 +88,18 @@ def test_the_study_reads_its_yaml_runs_from_the_package_not_from_the_folder_arou
         path = Path(yaml_run(name))
         assert path.is_file() and path.parent == ROOT / "modeling_polarbert" / "configs", path
         assert path.read_text() == (ROOT / "configs" / name).read_text()  # the README's configs/ is the same file
+
+
+def test_the_learning_curve_is_the_held_out_angle_after_each_pass_and_its_plot_is_written(tmp_path):
+    from modeling_polarbert.studies import held_out_curve, plot_learning_curves
+
+    run = tmp_path / "scratch_100"
+    run.mkdir()
+    history = [{"epoch": 0.5, "loss": 1.6, "step": 10},  # a training log line: not a held-out figure
+               {"epoch": 1.0, "eval_loss": 1.50, "eval_mean_opening_angle": 1.52, "step": 20},
+               {"epoch": 2.0, "eval_loss": 1.40, "eval_mean_opening_angle": 1.41, "step": 40},
+               {"epoch": 2.0, "train_loss": 1.45, "step": 40}]
+    (run / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    assert held_out_curve(run) == [(1.0, 1.52), (2.0, 1.41)]
+    plot_learning_curves({"from scratch, 100 labels": held_out_curve(run)}, 1.256, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
