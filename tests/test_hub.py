@@ -122,7 +122,7 @@ def test_the_shipped_cpu_backbone_loads_from_its_folder_alone_with_its_feature_e
     extractor = AutoFeatureExtractor.from_pretrained(SHIPPED)  # AutoModel checked the pair at its door
     assert extractor.model_settings() == {name: getattr(model.config, name) for name in extractor.model_setting_names}
     assert (extractor.event_time_reference, extractor.max_pulses) == ("charge_weighted_mean", 127)
-    assert not hasattr(model.config, "event_time_reference")  # converted: config.json holds the architecture
+    assert not hasattr(model.config, "event_time_reference")  # config.json holds the architecture only
     card = (SHIPPED / "README.md").read_text()
     assert "NOT on IceCube data" in card and "3.764" in card
     assert all(path.stat().st_size < 4 * 2**20 for path in SHIPPED.iterdir())  # a few MB: float32 is lossless
