@@ -148,11 +148,12 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
     starts = {"pretrained": (pretrained, False, []), "scratch": (pretrained, True, [])}
     if backbone is not None:
         starts["backbone"] = (Path(backbone), False, list(backbone_args))
-    rows = []
+    rows, curves = [], {}
     for size in labelled_sizes:
         row = {"labelled_events": size, **epochs_entry(labelled_epochs, size)}
         for name, (start, from_scratch, extra) in starts.items():
             model = finetune_once(out, start, labelled, held_out, size, from_scratch, [*budgets[size], *extra], name)
+            curves[f"{METHODS[name]}, {size:,} labels"] = held_out_curve(model)
             metrics = evaluate_model(str(model), str(held_out), str(out / f"report_{name}_{size}"), progress=False)
             row[name] = metrics["overall"]["model"]["mean"]
             row["linefit"] = metrics["overall"]["linefit"]["mean"]
@@ -167,8 +168,7 @@ def run_study(out: Path, data_dir: Path, pretrain_events: int, labelled_sizes: l
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results) + "\n")
     plot_results(results, out / "sample_efficiency.png")
-    curves = {f"{METHODS[name]}, {size:,} labels": curve for size in labelled_sizes for name in starts
-              if (curve := held_out_curve(out / f"{name}_{size}"))}
+    curves = {label: curve for label, curve in curves.items() if curve}
     if curves:  # fine-tuned with evaluation after every pass (the quickstart's YAML run)
         plot_learning_curves(curves, rows[-1]["linefit"], out / "learning_curves.png")
     return results
